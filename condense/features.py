@@ -58,7 +58,7 @@ def real_features(
         x, y, _ = real.balanced_batch(train_per_class, gen)
         train_classifier(net, x, y, TrainConfig(epochs=epochs, batch_size=128, decay_at_half=False), device=device, generator=gen)
     net.eval()
-    from condense.methods.base import native_bf16
+    from condense.real_embedding import native_bf16
 
     feats = embed_all(net.embed, real.x, bf16=native_bf16(device))
     _CACHE[key] = feats

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from condense.augment import SiameseAugment, default_strategy
-from condense.methods.base import Distiller, StepBatch, native_bf16
+from condense.methods.base import Distiller, StepBatch
+from condense.real_embedding import native_bf16
 from condense.real_data import RealData
 from condense.registry import register
 from condense.samplers import NetworkSampler, reinitialize

@@ -24,8 +24,7 @@ class DistributionMatching(Distiller):
 
     def objective(self, batch: StepBatch) -> torch.Tensor:
         net = batch.net
-        with self.real_forward():
-            real_emb = net.embed(batch.real_x).float()
+        real_emb = self.embed_real(net, batch.real_x)
         syn_emb = net.embed(batch.syn_x)
         real_mean = group_means(real_emb, batch.real_groups, batch.num_groups)
         syn_mean = group_means(syn_emb, batch.syn_groups, batch.num_groups)

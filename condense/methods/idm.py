@@ -180,8 +180,7 @@ class IDM(Distiller):
 
     def objective(self, batch: StepBatch) -> torch.Tensor:
         net, k = batch.net, batch.num_groups
-        with self.real_forward():
-            real_emb = net.embed(batch.real_x).float()
+        real_emb = self.embed_real(net, batch.real_x)
         syn_emb = net.embed(batch.syn_x)
         diff = group_means(real_emb, batch.real_groups, k) - group_means(syn_emb, batch.syn_groups, k)
         loss = diff.pow(2).sum()

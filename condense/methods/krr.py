@@ -129,8 +129,7 @@ class KernelRidgeRegression(Distiller):
 
     def objective(self, batch: StepBatch) -> torch.Tensor:
         net, k = batch.net, batch.num_groups
-        with self.real_forward():
-            phi_r = net.embed(batch.real_x).float()
+        phi_r = self.embed_real(net, batch.real_x)
         phi_s = net.embed(batch.syn_x)
         d = phi_s.shape[1]  # the kernel's scale cancels against the ridge; /d only keeps it O(1)
         k_ss = phi_s @ phi_s.t() / d
