@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -61,6 +61,7 @@ def evaluate(
     dsa: bool = True,
     dsa_strategy: str | None = None,
     config: TrainConfig | None = None,
+    lr: float | str = "auto",
     device: str | torch.device = "cpu",
     show_progress: bool = True,
 ) -> EvaluationResult:
@@ -69,6 +70,11 @@ def evaluate(
     Test images are normalized with the statistics recorded in ``syn.meta``
     (those of the training data the set was made from). Soft labels are used
     when the set has them. Model ``i`` is seeded with ``seed + i``.
+
+    ``lr="auto"`` trains with the step size the method learned along with the
+    images when the set records one (MTT's ``meta["syn_lr"]``, as the MTT
+    reference evaluates), and with ``config.lr`` (0.01) otherwise; a number
+    overrides both. The rate used is in ``result.extra["lr"]``.
     """
     syn.validate()
     test = as_tensor_data(test_data, num_classes=syn.num_classes, name="test data")
@@ -79,8 +85,13 @@ def evaluate(
     norm = Normalization.from_meta(syn.meta)
     x_test = norm.apply(test.x) if norm else test.x
     x_syn, y_syn, soft = syn.training_tensors()
-    config = config or TrainConfig(epochs=epochs)
-    config.epochs = epochs
+    config = replace(config or TrainConfig(), epochs=epochs)
+    if lr == "auto":
+        config.lr = float(syn.meta.get("syn_lr", config.lr))
+    elif isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+        config.lr = float(lr)
+    else:
+        raise ValueError(f"lr must be 'auto' or a positive number, got {lr!r}")
     augment = SiameseAugment(dsa_strategy or default_strategy(x_syn.shape[1])) if dsa else None
     accs = []
     for i in progress(range(models), show_progress, desc="evaluate"):
@@ -89,4 +100,4 @@ def evaluate(
         net = build_model(model, tuple(x_test.shape[1:]), syn.num_classes, **(model_kwargs or {}))
         train_classifier(net, x_syn, y_syn, config, soft, augment, device, gen)
         accs.append(accuracy(net, x_test, test.y, device))
-    return EvaluationResult(accs, epochs, model, dsa, soft is not None)
+    return EvaluationResult(accs, epochs, model, dsa, soft is not None, extra={"lr": config.lr})

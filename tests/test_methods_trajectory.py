@@ -135,6 +135,11 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     assert back.meta["syn_lr"] == syn.meta["syn_lr"]
     result = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, show_progress=False)
     assert result.soft_labels is True and "soft labels" in str(result)
+    assert result.extra["lr"] == pytest.approx(syn.meta["syn_lr"])  # trained with the learned step size
+    fixed = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, lr=0.01, show_progress=False)
+    assert fixed.extra["lr"] == 0.01
+    with pytest.raises(ValueError, match="lr must be"):
+        evaluate(back, test, models=1, epochs=1, model_kwargs=NET, lr=-1.0, show_progress=False)
 
 
 def test_beats_random_selection_at_ipc1(digits, expert_file) -> None:
