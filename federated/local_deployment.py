@@ -7,8 +7,14 @@ exits, whatever happened inside::
     with LocalDeployment(num_nodes=2, workdir=tmp) as dep:
         dep.flwr_run("examples/flower_app", run_config="num-clients=2")
 
-Plain (``--insecure``) only; TLS and SuperNode authentication are the same
-commands with certificate and key flags (see the README).
+Plain (``--insecure``) by default. With ``secure=True`` the same processes run
+with TLS and SuperNode authentication, as across machines (see the README):
+a CA, a server certificate for 127.0.0.1 and one key pair per SuperNode are
+made under ``workdir/certs`` (:mod:`condense.federated.local_certificates`),
+the SuperLink gets ``--ssl-*`` files and ``--enable-supernode-auth``, every
+SuperNode's public key is registered with ``flwr supernode register`` before
+the SuperNode starts with ``--root-certificates`` and
+``--auth-supernode-private-key``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from condense.federated.local_certificates import LocalCertificates, make_local_certificates
 
 
 def free_port() -> int:
@@ -41,12 +49,17 @@ class LocalDeployment:
     Node ``i`` gets ``--node-config "partition-id=i num-partitions=N"`` (or
     ``node_configs[i]``) and its own ``--port``. ``FLWR_HOME`` points into
     ``workdir`` with a ``config.toml`` naming the connection ``local-deployment``.
+    ``secure=True`` turns on TLS and SuperNode authentication (``self.certs``).
     """
 
-    def __init__(self, num_nodes: int, workdir: str | os.PathLike, node_configs: list[str] | None = None) -> None:
+    def __init__(self, num_nodes: int, workdir: str | os.PathLike, node_configs: list[str] | None = None,
+                 secure: bool = False) -> None:
         self.num_nodes = num_nodes
-        self.workdir = Path(workdir)
+        # Absolute: the processes run with cwd=workdir and get paths inside it.
+        self.workdir = Path(workdir).resolve()
         self.node_configs = node_configs or [f"partition-id={i} num-partitions={num_nodes}" for i in range(num_nodes)]
+        self.secure = secure
+        self.certs: LocalCertificates | None = None
         self.procs: list[subprocess.Popen] = []
         self.port = 0
         self.env = dict(os.environ)
@@ -74,25 +87,61 @@ class LocalDeployment:
         home = self.workdir / "flwr_home"
         home.mkdir(exist_ok=True)
         self.port = free_port()
+        if self.secure:
+            self.certs = make_local_certificates(self.workdir / "certs", len(self.node_configs))
+            transport = f'root-certificates = "{self.certs.ca_cert.resolve()}"\n'
+            link_flags = ["--ssl-ca-certfile", str(self.certs.ca_cert), "--ssl-certfile", str(self.certs.server_cert),
+                          "--ssl-keyfile", str(self.certs.server_key), "--enable-supernode-auth"]
+        else:
+            transport = "insecure = true\n"
+            link_flags = ["--insecure"]
         (home / "config.toml").write_text(
             '[superlink]\ndefault = "local-deployment"\n\n'
-            f'[superlink.local-deployment]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
+            f'[superlink.local-deployment]\naddress = "127.0.0.1:{self.port}"\n{transport}'
         )
         bindir = str(Path(sys.executable).parent)
         # The SuperLink and SuperNodes start helper executables (flower-superexec) from PATH.
         self.env.update(FLWR_HOME=str(home), CONDENSE_QUIET="1", OMP_NUM_THREADS="1", PATH=bindir + os.pathsep + self.env.get("PATH", ""))
         self._spawn(
-            [_bin("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
+            [_bin("flower-superlink"), *link_flags, "--disable-runtime-dependency-installation",
              "--host", "127.0.0.1", "--port", str(self.port), "--database", str(self.workdir / "state.db")],
             "superlink.log",
         )
         self._wait_port(self.port, 60)
         for i, node_config in enumerate(self.node_configs):
-            self._spawn(
-                [_bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                 "--node-config", node_config, "--port", str(free_port())],
-                f"supernode{i}.log",
-            )
+            key = None
+            if self.certs is not None:
+                # With --enable-supernode-auth the SuperLink refuses any node whose key it does not know.
+                self.register_supernode(self.certs.node_public_keys[i])
+                key = self.certs.node_keys[i]
+            self.start_supernode(node_config, f"supernode{i}.log", private_key=key)
+
+    def register_supernode(self, public_key: str | os.PathLike, timeout: float = 60) -> None:
+        """``flwr supernode register PUBLIC_KEY local-deployment``; raises if it fails."""
+        result = subprocess.run([_bin("flwr"), "supernode", "register", str(Path(public_key).resolve()), "local-deployment"],
+                                env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"flwr supernode register {public_key} failed ({result.returncode}): "
+                               f"{result.stdout[-1000:]}{result.stderr[-1000:]}")
+
+    def start_supernode(self, node_config: str, log_name: str, private_key: str | os.PathLike | None = None) -> subprocess.Popen:
+        """One more ``flower-supernode`` against this SuperLink (stopped with the rest).
+
+        In a secure deployment it trusts ``certs/ca.crt`` and signs in with ``private_key``.
+        """
+        if self.secure:
+            if self.certs is None:
+                raise RuntimeError("start() the secure deployment first: it makes the certificates")
+            flags = ["--root-certificates", str(self.certs.ca_cert)]
+            if private_key is not None:
+                flags += ["--auth-supernode-private-key", str(Path(private_key).resolve())]
+        else:
+            flags = ["--insecure"]
+        return self._spawn(
+            [_bin("flower-supernode"), *flags, "--superlink", f"127.0.0.1:{self.port}",
+             "--node-config", node_config, "--port", str(free_port())],
+            log_name,
+        )
 
     def _wait_port(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

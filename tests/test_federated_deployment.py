@@ -1,17 +1,30 @@
-"""Flower's Deployment Engine on 127.0.0.1: a SuperLink, two SuperNodes, ``flwr run`` of our app to the end."""
+"""Flower's Deployment Engine on 127.0.0.1 with TLS and SuperNode authentication.
+
+A SuperLink and two SuperNodes run ``flwr run`` of our app to the end; a
+SuperNode whose key was not registered is refused.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import socket
+import ssl
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from condense.federated.local_certificates import write_node_key_pair
 from condense.federated.local_deployment import LocalDeployment
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (Path(sys.executable).parent / "flower-superlink").exists() and not shutil.which("flower-superlink"),
+                       reason="flower-superlink is not installed"),
+]
 APP = Path(__file__).resolve().parent.parent / "examples" / "flower_app"
 
 
@@ -23,14 +36,39 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not (Path(sys.executable).parent / "flower-superlink").exists() and not shutil.which("flower-superlink"),
-                    reason="flower-superlink is not installed")
-def test_oneshot_on_superlink_and_two_supernodes(tmp_path: Path) -> None:
+def _https_status(port: int, ca_file: Path) -> int:
+    """An HTTP status over TLS, the server's certificate checked against ``ca_file`` for 127.0.0.1."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _plain_http_status(port: int) -> int:
+    """An HTTP status over plain text (what an ``insecure = true`` client speaks)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_oneshot_on_secure_superlink_and_two_supernodes(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    dep = LocalDeployment(2, tmp_path)
+    dep = LocalDeployment(2, tmp_path, secure=True)
     with dep:
         pids = [p.pid for p in dep.procs]
         assert len(pids) == 3
+        config = (tmp_path / "flwr_home" / "config.toml").read_text()
+        assert "insecure" not in config and f'root-certificates = "{(tmp_path / "certs" / "ca.crt").resolve()}"' in config
+        # TLS is on: a TLS client that trusts only our CA gets an HTTP answer, plain text gets none.
+        assert 100 <= _https_status(dep.port, tmp_path / "certs" / "ca.crt") < 600
+        with pytest.raises((http.client.HTTPException, ConnectionError, socket.timeout)):
+            _plain_http_status(dep.port)
         result = dep.flwr_run(
             APP,
             run_config=f"report-path='{report_path}' steps=5 server-epochs=60 width=16 num-clients=2 min-clients=2",
@@ -39,8 +77,35 @@ def test_oneshot_on_superlink_and_two_supernodes(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # every process the test started is gone (or a reaped zombie)
     assert not [pid for pid in pids if _alive(pid)]
+    assert "Uvicorn running on https://" in (tmp_path / "superlink.log").read_text()
     report = json.loads(report_path.read_text())
     assert report["strategy"] == "oneshot" and report["rounds"] == 1
     assert len(report["client_metrics"]) == 2 and not report["incidents"]
     assert report["accuracy"] > report["history"][0]["accuracy"] + 0.2
     assert report["bytes_up"] > 0 and report["bytes_down"] > 0
+
+
+def _wait_for_text(path: Path, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_unregistered_supernode_is_refused(tmp_path: Path) -> None:
+    dep = LocalDeployment(1, tmp_path, secure=True)
+    with dep:
+        # The registered node signs in (the SuperNode logs its ID once the SuperLink activated it).
+        assert _wait_for_text(tmp_path / "supernode0.log", "SuperNode ID:", 60), (tmp_path / "supernode0.log").read_text()
+        write_node_key_pair(tmp_path / "stranger", tmp_path / "stranger.pub")
+        stranger = dep.start_supernode("partition-id=0 num-partitions=1", "stranger.log", private_key=tmp_path / "stranger")
+        # flwr 1.41 logs Flower exit code 305 (SUPERNODE_CONNECTION_ERROR) and exits the process with status 1.
+        assert stranger.wait(timeout=60) == 1
+        pids = [p.pid for p in dep.procs]
+        assert dep.procs[1].poll() is None, "the registered SuperNode keeps running"
+    log = (tmp_path / "stranger.log").read_text()
+    assert "Exit Code: 305" in log and "Failed to activate SuperNode" in log, log
+    assert "No SuperNode found with the given public key" in (tmp_path / "superlink.log").read_text()
+    assert len(pids) == 3 and not [pid for pid in pids if _alive(pid)]
