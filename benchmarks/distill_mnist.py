@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="report the condensation time of the first checkpoint reaching this accuracy (e.g. 0.96)")
     p.add_argument("--out", default=None, help="Markdown results file (default benchmarks/results/distill_<data>.md)")
     p.add_argument("--jsonl", default=None, help="append one JSON line per finished run to this file")
+    p.add_argument("--skip-done", action="store_true",
+                   help="skip (method, ipc, seed) runs whose final result is already in --jsonl")
     p.add_argument("--table-only", action="store_true", help="rebuild the tables from --jsonl without running anything")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -85,6 +87,12 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
     from condense.synthetic_set import SyntheticSet
 
     records = []
+    done: set[tuple] = set()
+    if args.skip_done and args.jsonl and Path(args.jsonl).exists():
+        for line in Path(args.jsonl).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done.add((r["method"], r["ipc"], r["seed"], r["steps"]))
     model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
     for ipc in [int(v) for v in args.ipc.split(",")]:
         for method in args.methods.split(","):
@@ -92,6 +100,9 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
             steps = params.get("steps", 0) if method not in COMPONENTS else 0
             marks = {c for c in args.checkpoints if 0 < c < steps}
             for seed in [int(v) for v in args.seeds.split(",")]:
+                if (method, ipc, seed, steps) in done:
+                    print(f"skip {method} ipc {ipc} seed {seed}: in {args.jsonl}", flush=True)
+                    continue
                 snaps: dict[int, tuple[float, torch.Tensor]] = {}
                 start = time.perf_counter()
 

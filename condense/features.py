@@ -12,10 +12,11 @@ from condense.real_data import RealData
 from condense.training import TrainConfig, train_classifier
 
 FEATURE_SPACES = ("pixels", "random", "trained")
-# The last few feature matrices, keyed by everything that determines them: a
-# benchmark selecting with herding and k-center at several IPCs pays once per seed.
+# The most recent feature matrices, keyed by everything that determines them:
+# a benchmark selecting with herding and k-center at several IPCs and seeds pays
+# once per seed. Bounded by bytes (MNIST's matrix is ~0.5 GB), newest kept.
 _CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
-_CACHE_SIZE = 2
+_CACHE_BYTES = 2 * 1024**3
 
 
 @torch.no_grad()
@@ -62,6 +63,6 @@ def real_features(
 
     feats = embed_all(net.embed, real.x, bf16=native_bf16(device))
     _CACHE[key] = feats
-    while len(_CACHE) > _CACHE_SIZE:
+    while len(_CACHE) > 1 and sum(f.numel() * f.element_size() for f in _CACHE.values()) > _CACHE_BYTES:
         _CACHE.popitem(last=False)
     return feats
