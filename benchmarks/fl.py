@@ -181,7 +181,7 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
         "",
         *sorted({f"    {r['command']}" for r in runs if r.get("command")}),
         "",
-        f"Machine: {machine_description()} (2 cores shared with 3 other engineers' jobs; 1 torch thread, one ClientApp at a time).",
+        f"Machine: {machine_description()} (1 torch thread, one ClientApp at a time; other benchmarks shared the 2 cores, so wall times are upper bounds).",
         "",
         f"Protocol: Flower Simulation Engine (`run_simulation`, Ray), {cfg['num_clients']} clients, flwr-datasets DirichletPartitioner "
         f"(alpha {alpha}, min partition size {cfg['min_partition_size']}), seeds {sorted({r['seed'] for r in runs})}. "
