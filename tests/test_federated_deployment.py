@@ -36,20 +36,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _https_status(port: int, ca_file: Path) -> int:
-    """An HTTP status over TLS, the server's certificate checked against ``ca_file`` for 127.0.0.1."""
-    ctx = ssl.create_default_context(cafile=str(ca_file))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
-    try:
-        conn.request("GET", "/")
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def _plain_http_status(port: int) -> int:
-    """An HTTP status over plain text (what an ``insecure = true`` client speaks)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def _http_status(port: int, ca_file: Path | None = None) -> int:
+    """An HTTP status from 127.0.0.1:port: over TLS with the certificate checked
+    against ``ca_file`` when given, else over plain text (what ``insecure = true`` speaks)."""
+    if ca_file is None:
+        conn: http.client.HTTPConnection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
     try:
         conn.request("GET", "/")
         return conn.getresponse().status
@@ -66,9 +60,9 @@ def test_oneshot_on_secure_superlink_and_two_supernodes(tmp_path: Path) -> None:
         config = (tmp_path / "flwr_home" / "config.toml").read_text()
         assert "insecure" not in config and f'root-certificates = "{(tmp_path / "certs" / "ca.crt").resolve()}"' in config
         # TLS is on: a TLS client that trusts only our CA gets an HTTP answer, plain text gets none.
-        assert 100 <= _https_status(dep.port, tmp_path / "certs" / "ca.crt") < 600
+        assert 100 <= _http_status(dep.port, tmp_path / "certs" / "ca.crt") < 600
         with pytest.raises((http.client.HTTPException, ConnectionError, socket.timeout)):
-            _plain_http_status(dep.port)
+            _http_status(dep.port)
         result = dep.flwr_run(
             APP,
             run_config=f"report-path='{report_path}' steps=5 server-epochs=60 width=16 num-clients=2 min-clients=2",
