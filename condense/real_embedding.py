@@ -2,7 +2,7 @@
 
 At IPC 10 with 256 real images per class a DM step pushes 2,560 images
 through the network and only 100 synthetic ones, so this forward is most of
-the step. Three things make it fast without changing what it computes:
+the step. Four things make it fast without changing what it computes:
 
 - no autograd (nothing on the real side needs a gradient);
 - bfloat16 autocast where the device runs it natively;

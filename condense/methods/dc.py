@@ -16,7 +16,6 @@ from torch import nn
 
 from condense.augment import SiameseAugment, default_strategy
 from condense.methods.base import Distiller, StepBatch
-from condense.real_embedding import native_bf16
 from condense.real_data import RealData
 from condense.registry import register
 from condense.samplers import NetworkSampler, reinitialize
@@ -203,7 +202,7 @@ class GradientMatching(Distiller):
             real_mask, syn_mask = batch.real_groups == g, batch.syn_groups == g
             xr, yr = batch.real_x[real_mask], batch.real_y[real_mask]
             xs, ys = batch.syn_x[syn_mask], batch.syn_y[syn_mask]
-            if self.amp == "bf16" or (self.amp == "auto" and native_bf16(self.device)):
+            if self._real_embedder().bf16:  # decided once per run, as for the no-grad real forwards
                 # The real gradient is a fixed target: computing it in bfloat16 is much cheaper on capable CPUs/GPUs.
                 with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
                     out_real = net(xr)
