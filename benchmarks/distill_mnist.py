@@ -118,12 +118,14 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
                 versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
                             for c, (t, x) in sorted(snaps.items())] + [(steps, seconds, syn)]
                 for at_step, secs, version in versions:
+                    eval_start = time.perf_counter()
                     result = evaluate(version, test, models=args.eval_models, epochs=args.eval_epochs, seed=seed,
                                       device=args.device, model_kwargs=model_kwargs, show_progress=not args.quiet)
                     rec = {"method": method, "ipc": ipc, "seed": seed, "accuracy": result.mean,
                            "model_accuracies": result.accuracies, "seconds": secs, "steps": at_step,
                            "peak_mib": mem.peak_mib, "bytes": syn.nbytes, "soft_labels": result.soft_labels,
-                           "params": params, "threads": torch.get_num_threads()}
+                           "params": params, "threads": torch.get_num_threads(),
+                           "eval_seconds": round(time.perf_counter() - eval_start, 1)}
                     records.append(rec)
                     print(json.dumps(rec), flush=True)
                     if args.jsonl:
@@ -140,8 +142,10 @@ def summary_rows(records: list[dict]) -> list[list]:
             for steps in sorted({r["steps"] for r in records if r["ipc"] == ipc and r["method"] == method}):
                 rs = [r for r in records if r["ipc"] == ipc and r["method"] == method and r["steps"] == steps]
                 sec = statistics.fmean(r["seconds"] for r in rs)
+                timed = [r["eval_seconds"] for r in rs if "eval_seconds" in r]  # older records lack it
                 rows.append([method, ipc, steps if steps else "-", len(rs), mean_std([r["accuracy"] for r in rs]),
                              f"{sec:.1f}", f"{sec / steps:.3f}" if steps else "-",
+                             f"{statistics.fmean(timed):.0f}" if timed else "-",
                              f"{max(r['peak_mib'] for r in rs):.0f}", rs[0]["bytes"]])
     return rows
 
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.methods:
         records, rows = run_grid(args, train, test)
     if args.table_only or args.methods:
-        table = markdown_table(["method", "ipc", "steps", "seeds", "accuracy %", "condense s", "s / step", "peak MiB", "bytes"], rows)
+        table = markdown_table(["method", "ipc", "steps", "seeds", "accuracy %", "condense s", "s / step", "evaluate s", "peak MiB", "bytes"], rows)
         print(table)
         best = []
         last = {}  # checkpoints aside: each run's final set
