@@ -10,6 +10,10 @@ from torch import nn
 
 from condense.augment import SiameseAugment
 
+# Images per forward on the CPU, for training and testing alike: small enough that a
+# ConvNet-128's activations stay in cache (measured fastest of 5/8/10/16/20/32/50).
+CPU_MICRO_BATCH = 16
+
 
 @dataclass
 class TrainConfig:
@@ -52,7 +56,7 @@ def micro_batch_size(model: nn.Module, config: TrainConfig, device: str | torch.
         return size
     if torch.device(device).type != "cpu" or uses_batch_statistics(model):
         return config.batch_size
-    return 16
+    return CPU_MICRO_BATCH
 
 
 def train_classifier(
@@ -104,7 +108,7 @@ def accuracy(
     """Top-1 accuracy of ``model`` on ``(x, y)``; by default in batches of 16 on the
     CPU (cache-resident, ~2x faster than 1,024 there) and 1,024 elsewhere."""
     if batch_size is None:
-        batch_size = 16 if torch.device(device).type == "cpu" else 1024
+        batch_size = CPU_MICRO_BATCH if torch.device(device).type == "cpu" else 1024
     model.to(device).eval()
     correct = 0
     for start in range(0, x.shape[0], batch_size):

@@ -15,10 +15,13 @@ def _data(n: int = 60, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 1, 8, 8, generator=gen), torch.arange(n) % 10
 
 
-def _trained(micro: int | str, soft: torch.Tensor | None = None, norm: str = "instancenorm") -> torch.nn.Module:
+def _trained(micro: int | str, soft: torch.Tensor | None = None, seen: list[int] | None = None) -> torch.nn.Module:
+    """A small ConvNet trained 3 epochs; ``seen`` collects the size of every training forward."""
     x, y = _data()
     torch.manual_seed(0)
-    net = build_model("convnet", (1, 8, 8), 10, width=8, depth=2, norm=norm)
+    net = build_model("convnet", (1, 8, 8), 10, width=8, depth=2)
+    if seen is not None:
+        net.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
     config = TrainConfig(epochs=3, batch_size=25, lr=0.05, micro_batch=micro)
     augment = SiameseAugment(default_strategy(1))
     return train_classifier(net, x, y, config, soft, augment, "cpu", torch.Generator().manual_seed(1))
@@ -27,7 +30,12 @@ def _trained(micro: int | str, soft: torch.Tensor | None = None, norm: str = "in
 @pytest.mark.parametrize("soft", [False, True])
 def test_micro_batches_give_the_same_training_as_whole_batches(soft: bool) -> None:
     logits = torch.randn(60, 10, generator=torch.Generator().manual_seed(2)) if soft else None
-    whole, chunked = _trained(25, logits), _trained(7, logits)
+    whole_sizes: list[int] = []
+    chunked_sizes: list[int] = []
+    whole, chunked = _trained(25, logits, whole_sizes), _trained(7, logits, chunked_sizes)
+    # the chunked run really ran in pieces of at most 7 (60 images: batches of 25, 25, 10)
+    assert max(chunked_sizes) == 7 and max(whole_sizes) == 25
+    assert sum(chunked_sizes) == sum(whole_sizes) == 3 * 60
     for (name, a), (_, b) in zip(whole.state_dict().items(), chunked.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-5), name
     # and training did move the weights away from the same initialisation
