@@ -1,13 +1,15 @@
 """Federated benchmark: Flower FedAvg vs one-shot / multi-round / hybrid synthetic-set strategies.
 
 Every run goes through Flower's Simulation Engine (Ray, one ClientApp at a
-time, 1 torch thread) with the same ConvNet for every strategy. Each finished
+time, 1 torch thread) with the same ConvNet for every strategy; ``--jobs 2``
+runs two of them side by side, one per core. Each finished
 run is saved at once as JSON under ``benchmarks/results/fl_runs/``, so a
 partial benchmark keeps what it measured; the Markdown table and the plot of
 accuracy against cumulative bytes are rebuilt from all saved runs of the
 dataset and alpha.
 
     python benchmarks/fl.py --dataset mnist --alpha 0.1 --strategies oneshot,fedavg --seeds 0
+    python benchmarks/fl.py --dataset mnist --alpha 0.1,0.5 --seeds 0,1,2 --jobs 2 --skip-done   # the whole grid
     python benchmarks/fl.py --dataset mnist --alpha 0.1 --report-only
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "fl_runs"
+DEFAULT_IPC = 10
 DATA = {"mnist": "/work/shared/data/mnist.npz", "cifar10": "cifar10", "digits": "digits"}
 
 
@@ -35,12 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--rounds", type=int, default=20, help="rounds of fedavg and hybrid")
     p.add_argument("--multiround-rounds", type=int, default=3)
-    p.add_argument("--ipc", type=int, default=10)
+    p.add_argument("--ipc", type=int, default=DEFAULT_IPC)
     p.add_argument("--method", default="dm")
     p.add_argument("--steps", type=int, default=200, help="distillation steps per client")
     p.add_argument("--batch-real", type=int, default=64)
     p.add_argument("--encoding", default="float16")
-    p.add_argument("--width", type=int, default=32)
+    # Width 16 and 1 local epoch: the whole grid (2 alphas x 3 seeds x 4 strategies) of one dataset fits
+    # in about an hour of 2 cores with two runs side by side (--jobs 2); width 32 costs ~2.7x per FedAvg round.
+    p.add_argument("--width", type=int, default=16)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--server-epochs", type=int, default=300)
@@ -48,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hybrid-epochs", type=int, default=2)
     p.add_argument("--feddm-radius", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs side by side, each in its own process with --threads torch threads (2 on 2 cores)")
+    p.add_argument("--skip-done", action="store_true", help="skip runs whose finished result is already saved")
+    p.add_argument("--no-report", action="store_true", help="save the runs only (the --jobs children: the parent writes the report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and plot from saved runs")
     p.add_argument("--encoding-ablation", action="store_true",
                    help="instead: condense every client once (in-process, no Flower), then train the server model on the "
@@ -83,7 +92,7 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
         threads=args.threads,
         server_batch=args.server_batch,
         # the server rewrites this file after every round: a run stopped early keeps its history
-        report_path=str(RUNS / f"{run_name(args.dataset, alpha, strategy, args.encoding, seed)}.json"),
+        report_path=str(RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"),
     )
     from condense.reporting import peak_rss_mib
 
@@ -92,26 +101,36 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
     out = report.to_json()
     out.update(command=command, dataset=args.dataset, alpha=alpha, seed=seed, total_seconds=time.perf_counter() - start, peak_rss_mib=peak_rss_mib())
     RUNS.mkdir(parents=True, exist_ok=True)
-    path = RUNS / f"{run_name(args.dataset, alpha, strategy, args.encoding, seed)}.json"
+    path = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"{report.summary()}  -> {path}", flush=True)
     return out
 
 
-def run_name(dataset: str, alpha: float, strategy: str, encoding: str, seed: int) -> str:
-    """File stem of one run; synthetic-set runs in a non-default encoding are told apart by it."""
-    tag = f"-{encoding}" if strategy != "fedavg" and encoding != "float16" else ""
-    return f"{dataset}_a{alpha}_{strategy}{tag}_s{seed}"
+def setting(dataset: str, alpha: float, width: int) -> str:
+    """What one table compares: runs of one dataset, alpha and model width."""
+    return f"{dataset}_a{alpha}_w{width}"
+
+
+def run_name(dataset: str, alpha: float, width: int, strategy: str, encoding: str, ipc: int, seed: int) -> str:
+    """File stem of one run; synthetic-set runs in a non-default encoding or IPC are told apart by it."""
+    tag = ""
+    if strategy != "fedavg":
+        tag += f"-{encoding}" if encoding != "float16" else ""
+        tag += f"-ipc{ipc}" if ipc != DEFAULT_IPC else ""
+    return f"{setting(dataset, alpha, width)}_{strategy}{tag}_s{seed}"
 
 
 def label(run: dict) -> str:
-    """Row label: the strategy, and the payload encoding where one travels."""
-    return run["strategy"] if run["strategy"] == "fedavg" else f"{run['strategy']} ({run['config']['encoding']})"
+    """Row label: the strategy, and the payload encoding and IPC where a synthetic set travels."""
+    if run["strategy"] == "fedavg":
+        return "fedavg"
+    return f"{run['strategy']} ({run['config']['encoding']}, IPC {run['config']['ipc']})"
 
 
-def load_runs(dataset: str, alpha: float) -> list[dict]:
+def load_runs(dataset: str, alpha: float, width: int) -> list[dict]:
     runs = []
-    for path in sorted(RUNS.glob(f"{dataset}_a{alpha}_*_s*.json")):
+    for path in sorted(RUNS.glob(f"{setting(dataset, alpha, width)}_*_s*.json")):
         run = json.loads(path.read_text())
         run.setdefault("seed", run["config"]["seed"])
         run["planned_rounds"] = run["config"]["rounds"] if run["strategy"] != "oneshot" else 1
@@ -131,7 +150,7 @@ def accuracy_at_bytes(history: list[dict], budget: float) -> float:
 def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path | None:
     from condense.reporting import machine_description, markdown_table, mean_std
 
-    runs = load_runs(args.dataset, alpha)
+    runs = load_runs(args.dataset, alpha, args.width)
     if not runs:
         return None
     by_strategy: dict[str, list[dict]] = {}
@@ -181,14 +200,15 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
         "",
         *sorted({f"    {r['command']}" for r in runs if r.get("command")}),
         "",
-        f"Machine: {machine_description()} (1 torch thread, one ClientApp at a time; other benchmarks shared the 2 cores, so wall times are upper bounds).",
+        f"Machine: {machine_description()} (each run: one process, one ClientApp at a time, 1 torch thread; runs of `--jobs 2` and other "
+        "benchmarks shared the 2 cores, so wall times are upper bounds).",
         "",
         f"Protocol: Flower Simulation Engine (`run_simulation`, Ray), {cfg['num_clients']} clients, flwr-datasets DirichletPartitioner "
         f"(alpha {alpha}, min partition size {cfg['min_partition_size']}), seeds {sorted({r['seed'] for r in runs})}. "
         f"Model for every strategy: ConvNet depth {cfg['depth']} width {cfg['width']} (instance norm). "
         f"FedAvg / hybrid: Flower `FedAvg`, {cfg['local_epochs']} local epoch(s), SGD lr {cfg['local_lr']} momentum 0.9 batch {cfg['local_batch']}. "
-        f"Synthetic sets: {cfg['method']} IPC {cfg['ipc']}, {cfg['steps']} steps, {cfg['batch_real']} real images per class per step, "
-        f"payload encoding as in each row; one-shot server training {runs[0]['config']['server_epochs'] if runs[0]['strategy'] == 'oneshot' else args.server_epochs} epochs, "
+        f"Synthetic sets: {cfg['method']}, {cfg['steps']} steps, {cfg['batch_real']} real images per class per step, "
+        f"IPC and payload encoding as in each row; one-shot server training {runs[0]['config']['server_epochs'] if runs[0]['strategy'] == 'oneshot' else args.server_epochs} epochs, "
         f"batch {cfg.get('server_batch', 64)}, with DSA; "
         f"hybrid fine-tunes {cfg['hybrid_epochs']} epoch(s) on the sets after every FedAvg round. "
         "Accuracy: the server's model on the held-out test split. Bytes: `count_bytes()` of every record sent and received (each broadcast counted per node).",
@@ -206,11 +226,11 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
             for i in inc:
                 kinds[i["kind"]] = kinds.get(i["kind"], 0) + 1
             lines.append(f"- {run['strategy']} seed {run['seed']}: replies not used: {kinds}")
-    png = RESULTS / f"fl_{args.dataset}_a{alpha}.png"
+    png = RESULTS / f"fl_{setting(args.dataset, alpha, args.width)}.png"
     plot(runs, png, f"{args.dataset}, Dirichlet alpha={alpha}")
     lines.append(f"\nPlot: `{png.relative_to(RESULTS.parent.parent)}` (held-out accuracy vs cumulative bytes, log x; a step curve: "
                  "the server holds each model until the next round completes; the leftmost point is the initial model).")
-    path = RESULTS / f"fl_{args.dataset}_a{alpha}.md"
+    path = RESULTS / f"fl_{setting(args.dataset, alpha, args.width)}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
@@ -311,34 +331,103 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
     return path
 
 
+def is_done(args: argparse.Namespace, strategy: str, alpha: float, seed: int) -> bool:
+    """Whether this run finished earlier (``total_seconds`` is written only when a run ends)."""
+    path = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"
+    try:
+        return "total_seconds" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def run_side_by_side(args: argparse.Namespace, tasks: list[tuple[float, int, str]], argv: list[str], command: str) -> int:
+    """Run each (alpha, seed, strategy) in its own process, ``args.jobs`` at a time.
+
+    Every child is this script with the same flags narrowed to one run, so it
+    saves its run JSON exactly as a sequential run would; this process alone
+    rewrites the report after each one. A failed child is reported and the
+    others go on.
+    """
+    import subprocess
+
+    def narrowed(alpha: float, seed: int, strategy: str) -> list[str]:
+        keep, skip = [], False
+        for token in argv:
+            if skip:
+                skip = False
+                continue
+            name = token.split("=", 1)[0]
+            if name in ("--alpha", "--seeds", "--strategies", "--jobs", "--no-report", "--skip-done"):
+                skip = "=" not in token and name not in ("--no-report", "--skip-done")
+                continue
+            keep.append(token)
+        return [sys.executable, __file__, *keep, "--alpha", str(alpha), "--seeds", str(seed), "--strategies", strategy,
+                "--jobs", "1", "--no-report"]
+
+    pending, running, failed = list(tasks), [], []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            alpha, seed, strategy = pending.pop(0)
+            log = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.log"
+            RUNS.mkdir(parents=True, exist_ok=True)
+            handle = log.open("w")
+            proc = subprocess.Popen(narrowed(alpha, seed, strategy), stdout=handle, stderr=subprocess.STDOUT)
+            running.append((proc, handle, (alpha, seed, strategy), log))
+            print(f"started {strategy} alpha={alpha} seed={seed} (log {log.name})", flush=True)
+        time.sleep(2)
+        for item in list(running):
+            proc, handle, task, log = item
+            if proc.poll() is None:
+                continue
+            handle.close()
+            running.remove(item)
+            if proc.returncode:
+                failed.append(task)
+                print(f"FAILED {task} (exit {proc.returncode}); see {log}", flush=True)
+            else:
+                log.unlink(missing_ok=True)
+                print(f"finished {task}", flush=True)
+                write_report(args, task[0], command)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "python benchmarks/fl.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    raw_argv = sys.argv[1:] if argv is None else list(argv)
+    # children of --jobs record the command the user typed, not their narrowed one
+    command = os.environ.get("CONDENSE_FL_COMMAND") or "python benchmarks/fl.py " + " ".join(raw_argv)
+    os.environ["CONDENSE_FL_COMMAND"] = command
     alphas = [float(a) for a in args.alpha.split(",")]
     import torch
 
     torch.set_num_threads(args.threads)
+    os.environ.setdefault("CONDENSE_QUIET", "1")
     if args.encoding_ablation:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        os.environ.setdefault("CONDENSE_QUIET", "1")
         for alpha in alphas:
             encoding_ablation(args, alpha, int(args.seeds.split(",")[0]), command)
         return 0
+    status = 0
     if not args.report_only:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        os.environ.setdefault("CONDENSE_QUIET", "1")
-        for alpha in alphas:
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                for strategy in args.strategies.split(","):
-                    run_one(args, strategy, alpha, seed, command)
+        # seed-major: a grid stopped early has every alpha at the first seeds rather than one alpha at all seeds
+        tasks = [
+            (alpha, int(seed), strategy)
+            for seed in args.seeds.split(",")
+            for alpha in alphas
+            for strategy in args.strategies.split(",")
+            if not (args.skip_done and is_done(args, strategy, alpha, int(seed)))
+        ]
+        if args.jobs > 1:
+            status = run_side_by_side(args, tasks, raw_argv, command)
+        else:
+            for alpha, seed, strategy in tasks:
+                run_one(args, strategy, alpha, seed, command)
+                if not args.no_report:
                     write_report(args, alpha, command)
+    if args.no_report:
+        return status
     for alpha in alphas:
         write_report(args, alpha, command)
-    return 0
+    return status
 
 
 if __name__ == "__main__":
