@@ -244,9 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         f"# Distillation benchmark: {name}\n",
         f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`  ",
         f"Machine: {machine_description()}  ",
-        f"Started: {started}\n",
-        f"Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times scale with it).\n",
     ]
+    if args.table_only:  # the runs happened earlier: the machine's state now says nothing about them
+        sections.append(f"Table rebuilt {started} from the records in `{args.jsonl}` (each with its own times).\n")
+    else:
+        sections += [f"Started: {started}\n",
+                     f"Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times scale with it).\n"]
     if args.methods and not args.table_only:
         sections.append(
         f"Protocol: {len(train)} train / {len(test)} test images; distillation methods {args.steps} steps"

@@ -420,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
             status = run_side_by_side(args, tasks, raw_argv, command)
         else:
             for alpha, seed, strategy in tasks:
+                if args.skip_done and is_done(args, strategy, alpha, seed):  # finished meanwhile by another process
+                    print(f"skip {strategy} alpha={alpha} seed={seed}: done", flush=True)
+                    continue
                 run_one(args, strategy, alpha, seed, command)
                 if not args.no_report:
                     write_report(args, alpha, command)
