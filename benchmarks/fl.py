@@ -150,7 +150,10 @@ def accuracy_at_bytes(history: list[dict], budget: float) -> float:
 def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path | None:
     from condense.reporting import machine_description, markdown_table, mean_std
 
-    runs = load_runs(args.dataset, alpha, args.width)
+    saved = load_runs(args.dataset, alpha, args.width)
+    # a run without total_seconds is still running (or was stopped): its partial history would skew the means
+    runs = [r for r in saved if "total_seconds" in r]
+    unfinished = [r for r in saved if "total_seconds" not in r]
     if not runs:
         return None
     by_strategy: dict[str, list[dict]] = {}
@@ -171,7 +174,9 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
         fedavg_rounds = ""
         if fedavg and name != "fedavg":
             r = group[0]["rounds"]
-            fedavg_rounds = mean_std([next((h["accuracy"] for h in f["history"] if h["round"] == r), float("nan")) for f in fedavg])
+            # only FedAvg runs that got that far (one still running or stopped early may not have)
+            reached = [h["accuracy"] for f in fedavg for h in f["history"] if h["round"] == r]
+            fedavg_rounds = mean_std(reached) if reached else "not reached"
         done = group[0]["rounds"]
         planned = group[0]["planned_rounds"]
         rows.append([
@@ -226,6 +231,9 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
             for i in inc:
                 kinds[i["kind"]] = kinds.get(i["kind"], 0) + 1
             lines.append(f"- {run['strategy']} seed {run['seed']}: replies not used: {kinds}")
+    for run in unfinished:
+        lines.append(f"- not in the table (running or stopped): {label(run)} seed {run['seed']}, "
+                     f"round {run['history'][-1]['round']} of {run['planned_rounds']}")
     png = RESULTS / f"fl_{setting(args.dataset, alpha, args.width)}.png"
     plot(runs, png, f"{args.dataset}, Dirichlet alpha={alpha}")
     lines.append(f"\nPlot: `{png.relative_to(RESULTS.parent.parent)}` (held-out accuracy vs cumulative bytes, log x; a step curve: "
