@@ -92,7 +92,7 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
         threads=args.threads,
         server_batch=args.server_batch,
         # the server rewrites this file after every round: a run stopped early keeps its history
-        report_path=str(RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"),
+        report_path=str(run_path(args, strategy, alpha, seed)),
     )
     from condense.reporting import peak_rss_mib
 
@@ -101,7 +101,7 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
     out = report.to_json()
     out.update(command=command, dataset=args.dataset, alpha=alpha, seed=seed, total_seconds=time.perf_counter() - start, peak_rss_mib=peak_rss_mib())
     RUNS.mkdir(parents=True, exist_ok=True)
-    path = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"
+    path = run_path(args, strategy, alpha, seed)
     path.write_text(json.dumps(out, indent=1))
     print(f"{report.summary()}  -> {path}", flush=True)
     return out
@@ -119,6 +119,11 @@ def run_name(dataset: str, alpha: float, width: int, strategy: str, encoding: st
         tag += f"-{encoding}" if encoding != "float16" else ""
         tag += f"-ipc{ipc}" if ipc != DEFAULT_IPC else ""
     return f"{setting(dataset, alpha, width)}_{strategy}{tag}_s{seed}"
+
+
+def run_path(args: argparse.Namespace, strategy: str, alpha: float, seed: int, suffix: str = ".json") -> Path:
+    """Where one run of this invocation's setting saves its result (or, with ``suffix=".log"``, its output)."""
+    return RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}{suffix}"
 
 
 def label(run: dict) -> str:
@@ -341,9 +346,8 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
 
 def is_done(args: argparse.Namespace, strategy: str, alpha: float, seed: int) -> bool:
     """Whether this run finished earlier (``total_seconds`` is written only when a run ends)."""
-    path = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.json"
     try:
-        return "total_seconds" in json.loads(path.read_text())
+        return "total_seconds" in json.loads(run_path(args, strategy, alpha, seed).read_text())
     except (OSError, ValueError):
         return False
 
@@ -354,19 +358,22 @@ def run_side_by_side(args: argparse.Namespace, tasks: list[tuple[float, int, str
     Every child is this script with the same flags narrowed to one run, so it
     saves its run JSON exactly as a sequential run would; this process alone
     rewrites the report after each one. A failed child is reported and the
-    others go on.
+    others go on. With ``--skip-done`` a run finished meanwhile (by another
+    process) is not started again.
     """
     import subprocess
 
+    with_value, switches = {"--alpha", "--seeds", "--strategies", "--jobs"}, {"--no-report", "--skip-done"}
+
     def narrowed(alpha: float, seed: int, strategy: str) -> list[str]:
-        keep, skip = [], False
+        keep, skip_value = [], False
         for token in argv:
-            if skip:
-                skip = False
-                continue
             name = token.split("=", 1)[0]
-            if name in ("--alpha", "--seeds", "--strategies", "--jobs", "--no-report", "--skip-done"):
-                skip = "=" not in token and name not in ("--no-report", "--skip-done")
+            if skip_value or name in switches:
+                skip_value = False
+                continue
+            if name in with_value:
+                skip_value = "=" not in token  # "--alpha 0.1" drops the next token too, "--alpha=0.1" does not
                 continue
             keep.append(token)
         return [sys.executable, __file__, *keep, "--alpha", str(alpha), "--seeds", str(seed), "--strategies", strategy,
@@ -376,7 +383,10 @@ def run_side_by_side(args: argparse.Namespace, tasks: list[tuple[float, int, str
     while pending or running:
         while pending and len(running) < args.jobs:
             alpha, seed, strategy = pending.pop(0)
-            log = RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}.log"
+            if args.skip_done and is_done(args, strategy, alpha, seed):
+                print(f"skip {strategy} alpha={alpha} seed={seed}: done", flush=True)
+                continue
+            log = run_path(args, strategy, alpha, seed, ".log")
             RUNS.mkdir(parents=True, exist_ok=True)
             handle = log.open("w")
             proc = subprocess.Popen(narrowed(alpha, seed, strategy), stdout=handle, stderr=subprocess.STDOUT)
@@ -422,13 +432,12 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds.split(",")
             for alpha in alphas
             for strategy in args.strategies.split(",")
-            if not (args.skip_done and is_done(args, strategy, alpha, int(seed)))
         ]
         if args.jobs > 1:
             status = run_side_by_side(args, tasks, raw_argv, command)
         else:
             for alpha, seed, strategy in tasks:
-                if args.skip_done and is_done(args, strategy, alpha, seed):  # finished meanwhile by another process
+                if args.skip_done and is_done(args, strategy, alpha, seed):  # checked per run: another process may share the grid
                     print(f"skip {strategy} alpha={alpha} seed={seed}: done", flush=True)
                     continue
                 run_one(args, strategy, alpha, seed, command)
