@@ -99,9 +99,19 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
     start = time.perf_counter()
     report = simulate(cfg)
     out = report.to_json()
-    out.update(command=command, dataset=args.dataset, alpha=alpha, seed=seed, total_seconds=time.perf_counter() - start, peak_rss_mib=peak_rss_mib())
+    out.update(command=command, dataset=args.dataset, alpha=alpha, seed=seed, peak_rss_mib=peak_rss_mib())
     RUNS.mkdir(parents=True, exist_ok=True)
     path = run_path(args, strategy, alpha, seed)
+    if report.incidents:
+        # every client here is healthy: a dropped reply is a fault of the set-up, and the run's
+        # numbers would not measure the strategy, so it is kept for reading but not counted as done
+        path.write_text(json.dumps(out, indent=1))
+        first = report.incidents[0]
+        raise SystemExit(
+            f"{path.name}: {len(report.incidents)} client repl(ies) not used (first: round {first.round}, "
+            f"node {first.node_id}, {first.kind}: {first.reason}); saved without total_seconds, not counted as finished"
+        )
+    out["total_seconds"] = time.perf_counter() - start
     path.write_text(json.dumps(out, indent=1))
     print(f"{report.summary()}  -> {path}", flush=True)
     return out

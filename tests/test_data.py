@@ -139,6 +139,40 @@ def test_archive_extracted_and_hostile_members_refused(tmp_path):
     assert not (tmp_path.parent / "escaped.txt").exists()
 
 
+def test_simultaneous_loads_of_one_archive_extract_it_once(tmp_path, monkeypatch):
+    # a federated run's server and clients load the same archive at the same moment
+    import threading
+
+    root = make_image_folder(tmp_path / "shared", per_class=20)
+    archive = tmp_path / "shared.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="shared")
+    opened, real_open = [], tarfile.open
+
+    def counting_open(*a, **k):
+        opened.append(1)
+        return real_open(*a, **k)
+
+    monkeypatch.setattr(image_folder.tarfile, "open", counting_open)
+    start, results, errors = threading.Barrier(4), [], []
+
+    def load() -> None:
+        start.wait()
+        try:
+            results.append(len(load_dataset(archive)[0]))
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results == [40] * 4
+    assert len(opened) == 1
+
+
 def test_mixed_image_sizes_are_refused(tmp_path):
     from PIL import Image
 

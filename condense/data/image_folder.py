@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from condense.data.cache_lock import cache_lock
 from condense.data.tensor_data import TensorData
 from condense.errors import InvalidDataError
 from condense.serialization import write_npz_atomic
@@ -51,29 +53,31 @@ def load_image_folder_splits(root: str | Path, name: str | None = None) -> tuple
 
 
 def extract_archive(archive: Path) -> Path:
-    """Extract once into the cache; members escaping the target or not plain files are refused."""
+    """Extract once into the cache; members escaping the target or not plain files are refused.
+
+    Processes that ask at the same time wait for the first one's extraction
+    instead of extracting again (and a complete extraction is never replaced).
+    """
     stat = archive.stat()
     key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_dir() / "extracted" / key
     done = target / ".complete"
     if done.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        (tmp / ".complete").touch()
-        if target.exists():  # a half-finished earlier attempt
-            import shutil
-
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except (tarfile.TarError, OSError) as exc:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InvalidDataError(f"{archive}: cannot extract archive ({exc})") from exc
+    with cache_lock(target.parent / f".{key}.lock"):
+        if done.exists():  # another process finished while this one waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+            (tmp / ".complete").touch()
+            if target.exists():  # a half-finished attempt that did not end in the rename
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except (tarfile.TarError, OSError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InvalidDataError(f"{archive}: cannot extract archive ({exc})") from exc
     return target
 
 
@@ -101,15 +105,26 @@ def _load_split(split_dir: Path, classes: list[str], name: str) -> TensorData:
         st = p.stat()
         h.update(f"{p.relative_to(split_dir)}|{idx}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     cached = cache_dir() / "arrays" / f"{h.hexdigest()[:20]}.npz"
-    if cached.exists():
-        try:
-            with np.load(cached, allow_pickle=False) as npz:
-                return TensorData(npz["x"], npz["y"], len(classes), classes, name)
-        except (OSError, ValueError, KeyError):
-            cached.unlink(missing_ok=True)  # corrupt cache: decode again
-    x, y = _decode(files, split_dir)
-    write_npz_atomic(cached, {"x": x, "y": y}, compressed=False)
-    return TensorData(x, y, len(classes), classes, name)
+    loaded = _read_cached(cached)
+    if loaded is None:
+        with cache_lock(cached.with_name(f".{cached.stem}.lock")):
+            loaded = _read_cached(cached)  # decoded by another process while this one waited?
+            if loaded is None:
+                loaded = _decode(files, split_dir)
+                write_npz_atomic(cached, {"x": loaded[0], "y": loaded[1]}, compressed=False)
+    return TensorData(loaded[0], loaded[1], len(classes), classes, name)
+
+
+def _read_cached(cached: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, or None when there are none (a corrupt cache file is removed)."""
+    if not cached.exists():
+        return None
+    try:
+        with np.load(cached, allow_pickle=False) as npz:
+            return npz["x"], npz["y"]
+    except (OSError, ValueError, KeyError):
+        cached.unlink(missing_ok=True)
+        return None
 
 
 def _decode(files: list[tuple[Path, int]], split_dir: Path) -> tuple[np.ndarray, np.ndarray]:
