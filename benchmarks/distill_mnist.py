@@ -28,6 +28,7 @@ import torch
 
 from condense import condense, evaluate, load_dataset
 from condense.reporting import PeakMemory, machine_description, markdown_table, mean_std
+from saved_sets import SavedSets  # benchmarks/ is on sys.path when this file runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist.npz"
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jsonl", default=None, help="append one JSON line per finished run to this file")
     p.add_argument("--skip-done", action="store_true",
                    help="skip (method, ipc, seed) runs whose final result is already in --jsonl")
+    p.add_argument("--sets-dir", default=None,
+                   help="save every condensed set (and snapshot) here before it is evaluated, and evaluate a saved "
+                        "one instead of condensing again (same data, method, IPC, seed, steps, hyperparameters)")
     p.add_argument("--table-only", action="store_true", help="rebuild the tables from --jsonl without running anything")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -86,6 +90,8 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
     each evaluated after the run like the final set and recorded as its own row."""
     from condense.synthetic_set import SyntheticSet
 
+    store = SavedSets(args.sets_dir) if args.sets_dir else None
+    data_name = dataset_name(args)
     records = []
     done: set[tuple] = set()
     if args.skip_done and args.jsonl and Path(args.jsonl).exists():
@@ -103,29 +109,44 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
                 if (method, ipc, seed, steps) in done:
                     print(f"skip {method} ipc {ipc} seed {seed}: in {args.jsonl}", flush=True)
                     continue
-                snaps: dict[int, tuple[float, torch.Tensor]] = {}
-                start = time.perf_counter()
+                keys = [{"data": data_name, "method": method, "ipc": ipc, "seed": seed, "step": at, "run_steps": steps,
+                         "params": params} for at in [*sorted(marks), steps]]
+                saved = [store.load(k) for k in keys] if store else []
+                reused = bool(saved) and all(saved)
+                if reused:  # condensed by an earlier run that did not finish evaluating
+                    print(f"{method} ipc {ipc} seed {seed}: evaluating the sets saved in {args.sets_dir}", flush=True)
+                    versions = [(k["step"], secs, version) for k, (version, secs, _) in zip(keys, saved)]
+                    peak_mib = saved[-1][2]
+                else:
+                    snaps: dict[int, tuple[float, torch.Tensor]] = {}
+                    start = time.perf_counter()
 
-                def keep(step: int, images: torch.Tensor, labels: torch.Tensor) -> None:
-                    if step + 1 in marks:
-                        snaps[step + 1] = (time.perf_counter() - start, images.detach().cpu().clone())
+                    def keep(step: int, images: torch.Tensor, labels: torch.Tensor) -> None:
+                        if step + 1 in marks:
+                            snaps[step + 1] = (time.perf_counter() - start, images.detach().cpu().clone())
 
-                extra = {"callback": keep} if marks else {}
-                with PeakMemory() as mem:
-                    syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
-                                   show_progress=not args.quiet, **params, **extra)
-                seconds = time.perf_counter() - start
-                versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
-                            for c, (t, x) in sorted(snaps.items())] + [(steps, seconds, syn)]
-                for at_step, secs, version in versions:
+                    extra = {"callback": keep} if marks else {}
+                    with PeakMemory() as mem:
+                        syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
+                                       show_progress=not args.quiet, **params, **extra)
+                    seconds = time.perf_counter() - start
+                    peak_mib = mem.peak_mib
+                    versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
+                                for c, (t, x) in sorted(snaps.items())] + [(steps, seconds, syn)]
+                    if store:  # before evaluating: a run cut short during evaluation keeps its sets
+                        for key, (_, secs, version) in zip(keys, versions):
+                            store.save(version, key, secs, peak_mib)
+                for key, (at_step, secs, version) in zip(keys, versions):
                     eval_start = time.perf_counter()
                     result = evaluate(version, test, models=args.eval_models, epochs=args.eval_epochs, seed=seed,
                                       device=args.device, model_kwargs=model_kwargs, show_progress=not args.quiet)
                     rec = {"method": method, "ipc": ipc, "seed": seed, "accuracy": result.mean,
                            "model_accuracies": result.accuracies, "seconds": secs, "steps": at_step,
-                           "peak_mib": mem.peak_mib, "bytes": syn.nbytes, "soft_labels": result.soft_labels,
+                           "peak_mib": peak_mib, "bytes": version.nbytes, "soft_labels": result.soft_labels,
                            "params": params, "threads": torch.get_num_threads(),
                            "eval_seconds": round(time.perf_counter() - eval_start, 1)}
+                    if store:
+                        rec.update(saved_set=str(store.path(key)), condensed_earlier=reused)
                     records.append(rec)
                     print(json.dumps(rec), flush=True)
                     if args.jsonl:
@@ -231,11 +252,16 @@ def speed_check(args: argparse.Namespace, train) -> str:
             f"the one-off compilation (first fit of one step, included in every run of >= 500 steps) took {compile_s:.1f} s.")
 
 
+def dataset_name(args: argparse.Namespace) -> str:
+    """The name results and saved sets are filed under: a file's stem, else the dataset name."""
+    return Path(args.data).stem if Path(args.data).exists() else args.data
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = Path(args.data).stem if Path(args.data).exists() else args.data
+    name = dataset_name(args)
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"distill_{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     train, test = (None, None) if args.table_only else load_dataset(args.data, args.root)

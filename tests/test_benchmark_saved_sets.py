@@ -1,0 +1,80 @@
+"""The distillation benchmark's set store: a run cut short is evaluated later, not condensed again."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from condense.errors import InvalidSyntheticSetError
+from condense.synthetic_set import SyntheticSet
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved_sets = importlib.import_module("saved_sets")
+    distill = importlib.import_module("distill_mnist")
+    return saved_sets, distill
+
+
+def _key(**change):
+    key = {"data": "digits", "method": "dm", "ipc": 2, "seed": 0, "step": 5, "run_steps": 5, "params": {"steps": 5}}
+    return {**key, **change}
+
+
+def _set() -> SyntheticSet:
+    gen = torch.Generator().manual_seed(0)
+    return SyntheticSet(torch.randn(4, 1, 8, 8, generator=gen), torch.tensor([0, 0, 1, 1]), 2, None, {"method": "dm"})
+
+
+def test_store_returns_the_saved_set_only_for_the_same_key(bench, tmp_path):
+    saved_sets, _ = bench
+    store = saved_sets.SavedSets(tmp_path)
+    syn = _set()
+    store.save(syn, _key(), seconds=12.5, peak_mib=300.0)
+
+    loaded, seconds, peak = store.load(_key())
+    assert torch.equal(loaded.images, syn.images) and torch.equal(loaded.labels, syn.labels)
+    assert (seconds, peak) == (12.5, 300.0)
+    assert store.load(_key(params={"steps": 5, "batch_real": 64})) is None  # other hyperparameters
+    assert store.load(_key(seed=1)) is None  # no file
+    assert store.path(_key(step=2, run_steps=5)) != store.path(_key(step=2, run_steps=2))
+
+
+def test_store_names_a_corrupt_file(bench, tmp_path):
+    saved_sets, _ = bench
+    store = saved_sets.SavedSets(tmp_path)
+    store.path(_key()).write_bytes(b"not an npz")
+    with pytest.raises(InvalidSyntheticSetError, match=store.path(_key()).name):
+        store.load(_key())
+
+
+def test_a_second_run_evaluates_the_saved_sets_without_condensing(bench, tmp_path, monkeypatch):
+    _, distill = bench
+    args = ["--data", "digits", "--methods", "dm", "--ipc", "1", "--seeds", "0", "--steps", "3", "--checkpoints", "2",
+            "--eval-models", "1", "--eval-epochs", "2", "--threads", "1", "--quiet", "--sets-dir", str(tmp_path / "sets")]
+    first = tmp_path / "first.jsonl"
+    assert distill.main([*args, "--jsonl", str(first), "--out", str(tmp_path / "first.md")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sets").iterdir()) == [
+        "digits_dm_ipc1_seed0_step2of3.npz", "digits_dm_ipc1_seed0_step3of3.npz"]
+
+    def no_condensing(*a, **k):
+        raise AssertionError("the saved sets should have been evaluated instead")
+
+    monkeypatch.setattr(distill, "condense", no_condensing)
+    second = tmp_path / "second.jsonl"
+    assert distill.main([*args, "--jsonl", str(second), "--out", str(tmp_path / "second.md")]) == 0
+    runs = [[json.loads(line) for line in path.read_text().splitlines()] for path in (first, second)]
+    assert [r["steps"] for r in runs[1]] == [2, 3]
+    assert [r["condensed_earlier"] for r in runs[0]] == [False, False]
+    assert [r["condensed_earlier"] for r in runs[1]] == [True, True]
+    for before, after in zip(*runs):  # same sets, same seeded evaluation, same condensation cost reported
+        assert after["seconds"] == before["seconds"] and after["peak_mib"] == before["peak_mib"]
+        assert after["model_accuracies"] == before["model_accuracies"]
