@@ -11,6 +11,7 @@ condensation's time and peak memory, so the results table stays honest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,12 @@ class SavedSets:
         self.root = Path(root)
 
     def path(self, key: dict[str, Any]) -> Path:
-        k = key
-        return self.root / f"{k['data']}_{k['method']}_ipc{k['ipc']}_seed{k['seed']}_step{k['step']}of{k['run_steps']}.npz"
+        return self.root / "{data}_{method}_ipc{ipc}_seed{seed}_step{step}of{run_steps}.npz".format(**key)
 
     def save(self, syn: SyntheticSet, key: dict[str, Any], seconds: float, peak_mib: float) -> Path:
         """Write ``syn`` with ``key`` (what made it) and its condensation cost in its meta."""
         record = {"key": _canonical(key), "seconds": seconds, "peak_mib": peak_mib}
-        stored = SyntheticSet(syn.images, syn.labels, syn.num_classes, syn.soft_labels, {**syn.meta, "benchmark": record})
+        stored = dataclasses.replace(syn, meta={**syn.meta, "benchmark": record})
         self.root.mkdir(parents=True, exist_ok=True)
         return stored.save(self.path(key))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,7 @@ def test_store_names_a_corrupt_file(bench, tmp_path):
 def test_a_second_run_evaluates_the_saved_sets_without_condensing(bench, tmp_path, monkeypatch):
     _, distill = bench
     args = ["--data", "digits", "--methods", "dm", "--ipc", "1", "--seeds", "0", "--steps", "3", "--checkpoints", "2",
-            "--eval-models", "1", "--eval-epochs", "2", "--threads", "1", "--quiet", "--sets-dir", str(tmp_path / "sets")]
+            "--eval-models", "1", "--eval-epochs", "2", "--quiet", "--sets-dir", str(tmp_path / "sets")]
     first = tmp_path / "first.jsonl"
     assert distill.main([*args, "--jsonl", str(first), "--out", str(tmp_path / "first.md")]) == 0
     assert sorted(p.name for p in (tmp_path / "sets").iterdir()) == [
