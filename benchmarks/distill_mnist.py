@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -28,6 +29,7 @@ import torch
 
 from condense import condense, evaluate, load_dataset
 from condense.reporting import PeakMemory, machine_description, markdown_table, mean_std
+from condense.synthetic_set import SyntheticSet
 from saved_sets import SavedSets  # benchmarks/ is on sys.path when this file runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,74 +86,91 @@ def method_params(args: argparse.Namespace, method: str) -> dict:
     return params
 
 
-def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[list]]:
-    """Condense and evaluate every (IPC, method, seed). Distillation methods also
-    keep snapshots at ``--checkpoints`` steps (with the condensation time so far),
-    each evaluated after the run like the final set and recorded as its own row."""
-    from condense.synthetic_set import SyntheticSet
-
-    store = SavedSets(args.sets_dir) if args.sets_dir else None
-    data_name = dataset_name(args)
-    records = []
+def finished_runs(args: argparse.Namespace) -> set[tuple]:
+    """(method, ipc, seed, steps) of every run already recorded in ``--jsonl`` (for ``--skip-done``)."""
     done: set[tuple] = set()
     if args.skip_done and args.jsonl and Path(args.jsonl).exists():
         for line in Path(args.jsonl).read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 done.add((r["method"], r["ipc"], r["seed"], r["steps"]))
+    return done
+
+
+def condense_with_snapshots(args: argparse.Namespace, train, method: str, ipc: int, seed: int, params: dict,
+                            steps: int, marks: set[int]) -> tuple[list[tuple[int, float, SyntheticSet]], float]:
+    """Condense once. Returns ``(step, seconds so far, set)`` for every step in ``marks`` and for the
+    final set (at ``steps``), and the run's peak memory in MiB."""
+    snaps: dict[int, tuple[float, torch.Tensor]] = {}
+    start = time.perf_counter()
+
+    def keep(step: int, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if step + 1 in marks:
+            snaps[step + 1] = (time.perf_counter() - start, images.detach().cpu().clone())
+
+    extra = {"callback": keep} if marks else {}
+    with PeakMemory() as mem:
+        syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
+                       show_progress=not args.quiet, **params, **extra)
+    seconds = time.perf_counter() - start
+    versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
+                for c, (t, x) in sorted(snaps.items())]
+    return [*versions, (steps, seconds, syn)], mem.peak_mib
+
+
+def evaluation_record(args: argparse.Namespace, test, version: SyntheticSet, method: str, ipc: int, seed: int,
+                      at_step: int, seconds: float, peak_mib: float, params: dict) -> dict:
+    """Evaluate one set under the benchmark's protocol and return its JSONL record."""
     model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
-    for ipc in [int(v) for v in args.ipc.split(",")]:
-        for method in args.methods.split(","):
-            params = method_params(args, method)
-            steps = params.get("steps", 0) if method not in COMPONENTS else 0
-            marks = {c for c in args.checkpoints if 0 < c < steps}
-            for seed in [int(v) for v in args.seeds.split(",")]:
-                if (method, ipc, seed, steps) in done:
-                    print(f"skip {method} ipc {ipc} seed {seed}: in {args.jsonl}", flush=True)
-                    continue
-                keys = [{"data": data_name, "method": method, "ipc": ipc, "seed": seed, "step": at, "run_steps": steps,
-                         "params": params} for at in [*sorted(marks), steps]]
-                saved = [store.load(k) for k in keys] if store else []
-                reused = bool(saved) and all(saved)
-                if reused:  # condensed by an earlier run that did not finish evaluating
-                    print(f"{method} ipc {ipc} seed {seed}: evaluating the sets saved in {args.sets_dir}", flush=True)
-                    versions = [(k["step"], secs, version) for k, (version, secs, _) in zip(keys, saved)]
-                    peak_mib = saved[-1][2]
-                else:
-                    snaps: dict[int, tuple[float, torch.Tensor]] = {}
-                    start = time.perf_counter()
+    eval_start = time.perf_counter()
+    result = evaluate(version, test, models=args.eval_models, epochs=args.eval_epochs, seed=seed,
+                      device=args.device, model_kwargs=model_kwargs, show_progress=not args.quiet)
+    return {"method": method, "ipc": ipc, "seed": seed, "accuracy": result.mean,
+            "model_accuracies": result.accuracies, "seconds": seconds, "steps": at_step,
+            "peak_mib": peak_mib, "bytes": version.nbytes, "soft_labels": result.soft_labels,
+            "params": params, "threads": torch.get_num_threads(),
+            "eval_seconds": round(time.perf_counter() - eval_start, 1)}
 
-                    def keep(step: int, images: torch.Tensor, labels: torch.Tensor) -> None:
-                        if step + 1 in marks:
-                            snaps[step + 1] = (time.perf_counter() - start, images.detach().cpu().clone())
 
-                    extra = {"callback": keep} if marks else {}
-                    with PeakMemory() as mem:
-                        syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
-                                       show_progress=not args.quiet, **params, **extra)
-                    seconds = time.perf_counter() - start
-                    peak_mib = mem.peak_mib
-                    versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
-                                for c, (t, x) in sorted(snaps.items())] + [(steps, seconds, syn)]
-                    if store:  # before evaluating: a run cut short during evaluation keeps its sets
-                        for key, (_, secs, version) in zip(keys, versions):
-                            store.save(version, key, secs, peak_mib)
-                for key, (at_step, secs, version) in zip(keys, versions):
-                    eval_start = time.perf_counter()
-                    result = evaluate(version, test, models=args.eval_models, epochs=args.eval_epochs, seed=seed,
-                                      device=args.device, model_kwargs=model_kwargs, show_progress=not args.quiet)
-                    rec = {"method": method, "ipc": ipc, "seed": seed, "accuracy": result.mean,
-                           "model_accuracies": result.accuracies, "seconds": secs, "steps": at_step,
-                           "peak_mib": peak_mib, "bytes": version.nbytes, "soft_labels": result.soft_labels,
-                           "params": params, "threads": torch.get_num_threads(),
-                           "eval_seconds": round(time.perf_counter() - eval_start, 1)}
-                    if store:
-                        rec.update(saved_set=str(store.path(key)), condensed_earlier=reused)
-                    records.append(rec)
-                    print(json.dumps(rec), flush=True)
-                    if args.jsonl:
-                        with open(args.jsonl, "a") as fh:  # a cut-short run keeps what finished
-                            fh.write(json.dumps(rec) + "\n")
+def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[list]]:
+    """Condense and evaluate every (IPC, method, seed). Distillation methods also
+    keep snapshots at ``--checkpoints`` steps (with the condensation time so far),
+    each evaluated after the run like the final set and recorded as its own row."""
+    store = SavedSets(args.sets_dir) if args.sets_dir else None
+    data_name = dataset_name(args)
+    records = []
+    done = finished_runs(args)
+    ipcs = [int(v) for v in args.ipc.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    for ipc, method, seed in itertools.product(ipcs, args.methods.split(","), seeds):
+        params = method_params(args, method)
+        steps = params.get("steps", 0) if method not in COMPONENTS else 0
+        if (method, ipc, seed, steps) in done:
+            print(f"skip {method} ipc {ipc} seed {seed}: in {args.jsonl}", flush=True)
+            continue
+        marks = {c for c in args.checkpoints if 0 < c < steps}
+        keys = [{"data": data_name, "method": method, "ipc": ipc, "seed": seed, "step": at, "run_steps": steps,
+                 "params": params} for at in [*sorted(marks), steps]]
+        saved = [store.load(k) for k in keys] if store else []
+        reused = bool(saved) and all(saved)
+        if reused:  # condensed by an earlier run that did not finish evaluating
+            print(f"{method} ipc {ipc} seed {seed}: evaluating the sets saved in {args.sets_dir}", flush=True)
+            versions = [(k["step"], secs, version) for k, (version, secs, _) in zip(keys, saved)]
+            peak_mib = saved[-1][2]
+        else:
+            versions, peak_mib = condense_with_snapshots(args, train, method, ipc, seed, params, steps, marks)
+            if store:  # before evaluating: a run cut short during evaluation keeps its sets
+                for key, (_, secs, version) in zip(keys, versions):
+                    store.save(version, key, secs, peak_mib)
+        for key, (at_step, secs, version) in zip(keys, versions):
+            rec = evaluation_record(args, test, version, method, ipc, seed, at_step, secs, peak_mib, params)
+            if store:
+                rec.update(saved_set=str(store.path(key)), condensed_earlier=reused)
+            records.append(rec)
+            print(json.dumps(rec), flush=True)
+            if args.jsonl:
+                with open(args.jsonl, "a") as fh:  # a cut-short run keeps what finished
+                    fh.write(json.dumps(rec) + "\n")
     return records, summary_rows(records)
 
 
