@@ -25,6 +25,9 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "fl_runs"
 DEFAULT_IPC = 10
+# knobs of the grid that, away from these defaults, make a setting of their own (its own table, plot and run files)
+GRID_DEFAULTS = {"local_batch": 32, "local_epochs": 1, "steps": 200}
+GRID_TAGS = {"local_batch": "lb", "local_epochs": "le", "steps": "st"}
 DATA = {"mnist": "/work/shared/data/mnist.npz", "cifar10": "cifar10", "digits": "digits"}
 
 
@@ -40,14 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--multiround-rounds", type=int, default=3)
     p.add_argument("--ipc", type=int, default=DEFAULT_IPC)
     p.add_argument("--method", default="dm")
-    p.add_argument("--steps", type=int, default=200, help="distillation steps per client")
+    p.add_argument("--steps", type=int, default=GRID_DEFAULTS["steps"], help="distillation steps per client")
     p.add_argument("--batch-real", type=int, default=64)
     p.add_argument("--encoding", default="float16")
     # Width 16, 1 local epoch: the MNIST grid (2 alphas x 3 seeds x 4 strategies) took 15,300 s of run time
     # at 1 thread each, about 2.1 h of 2 cores with --jobs 2; width 32 costs ~2.7x per FedAvg round.
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--local-epochs", type=int, default=GRID_DEFAULTS["local_epochs"])
+    p.add_argument("--local-batch", type=int, default=GRID_DEFAULTS["local_batch"], help="batch size of local training")
     p.add_argument("--server-epochs", type=int, default=300)
     p.add_argument("--server-batch", type=int, default=64)
     p.add_argument("--hybrid-epochs", type=int, default=2)
@@ -85,6 +89,7 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
         width=args.width,
         depth=args.depth,
         local_epochs=args.local_epochs,
+        local_batch=args.local_batch,
         server_epochs=args.server_epochs if strategy == "oneshot" else max(1, args.server_epochs // 3),
         hybrid_epochs=args.hybrid_epochs,
         min_clients=1,
@@ -117,23 +122,31 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
     return out
 
 
-def setting(dataset: str, alpha: float, width: int) -> str:
-    """What one table compares: runs of one dataset, alpha and model width."""
-    return f"{dataset}_a{alpha}_w{width}"
+def grid_knobs(args: argparse.Namespace) -> dict[str, int]:
+    """This invocation's values of the knobs in ``GRID_DEFAULTS``."""
+    return {name: getattr(args, name) for name in GRID_DEFAULTS}
 
 
-def run_name(dataset: str, alpha: float, width: int, strategy: str, encoding: str, ipc: int, seed: int) -> str:
+def setting(dataset: str, alpha: float, width: int, knobs: dict[str, int] | None = None) -> str:
+    """What one table compares: runs of one dataset, alpha, model width and grid knobs
+    (a knob at its default adds nothing, so the names of runs made before it existed still hold)."""
+    tag = "".join(f"_{GRID_TAGS[k]}{v}" for k, v in (knobs or {}).items() if v != GRID_DEFAULTS[k])
+    return f"{dataset}_a{alpha}_w{width}{tag}"
+
+
+def run_name(setting_name: str, strategy: str, encoding: str, ipc: int, seed: int) -> str:
     """File stem of one run; synthetic-set runs in a non-default encoding or IPC are told apart by it."""
     tag = ""
     if strategy != "fedavg":
         tag += f"-{encoding}" if encoding != "float16" else ""
         tag += f"-ipc{ipc}" if ipc != DEFAULT_IPC else ""
-    return f"{setting(dataset, alpha, width)}_{strategy}{tag}_s{seed}"
+    return f"{setting_name}_{strategy}{tag}_s{seed}"
 
 
 def run_path(args: argparse.Namespace, strategy: str, alpha: float, seed: int, suffix: str = ".json") -> Path:
     """Where one run of this invocation's setting saves its result (or, with ``suffix=".log"``, its output)."""
-    return RUNS / f"{run_name(args.dataset, alpha, args.width, strategy, args.encoding, args.ipc, seed)}{suffix}"
+    name = setting(args.dataset, alpha, args.width, grid_knobs(args))
+    return RUNS / f"{run_name(name, strategy, args.encoding, args.ipc, seed)}{suffix}"
 
 
 def label(run: dict) -> str:
@@ -143,10 +156,15 @@ def label(run: dict) -> str:
     return f"{run['strategy']} ({run['config']['encoding']}, IPC {run['config']['ipc']})"
 
 
-def load_runs(dataset: str, alpha: float, width: int) -> list[dict]:
+def load_runs(dataset: str, alpha: float, width: int, knobs: dict[str, int] | None = None) -> list[dict]:
+    """Saved runs of one setting. The file pattern of a default setting also matches the files of
+    the settings that extend its name, so each run's own config decides."""
+    knobs = {**GRID_DEFAULTS, **(knobs or {})}
     runs = []
-    for path in sorted(RUNS.glob(f"{setting(dataset, alpha, width)}_*_s*.json")):
+    for path in sorted(RUNS.glob(f"{setting(dataset, alpha, width, knobs)}_*_s*.json")):
         run = json.loads(path.read_text())
+        if any(run["config"].get(k, GRID_DEFAULTS[k]) != v for k, v in knobs.items()):
+            continue
         run.setdefault("seed", run["config"]["seed"])
         run["planned_rounds"] = run["config"]["rounds"] if run["strategy"] != "oneshot" else 1
         runs.append(run)
@@ -165,7 +183,7 @@ def accuracy_at_bytes(history: list[dict], budget: float) -> float:
 def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path | None:
     from condense.reporting import machine_description, markdown_table, mean_std
 
-    saved = load_runs(args.dataset, alpha, args.width)
+    saved = load_runs(args.dataset, alpha, args.width, grid_knobs(args))
     # a run without total_seconds is still running (or was stopped): its partial history would skew the means
     runs = [r for r in saved if "total_seconds" in r]
     unfinished = [r for r in saved if "total_seconds" not in r]
@@ -249,11 +267,11 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
     for run in unfinished:
         lines.append(f"- not in the table (running or stopped): {label(run)} seed {run['seed']}, "
                      f"round {run['history'][-1]['round']} of {run['planned_rounds']}")
-    png = RESULTS / f"fl_{setting(args.dataset, alpha, args.width)}.png"
+    png = RESULTS / f"fl_{setting(args.dataset, alpha, args.width, grid_knobs(args))}.png"
     plot(runs, png, f"{args.dataset}, Dirichlet alpha={alpha}")
     lines.append(f"\nPlot: `{png.relative_to(RESULTS.parent.parent)}` (held-out accuracy vs cumulative bytes, log x; a step curve: "
                  "the server holds each model until the next round completes; the leftmost point is the initial model).")
-    path = RESULTS / f"fl_{setting(args.dataset, alpha, args.width)}.md"
+    path = RESULTS / f"fl_{setting(args.dataset, alpha, args.width, grid_knobs(args))}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
