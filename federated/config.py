@@ -8,6 +8,8 @@ from typing import Any
 
 from condense.errors import CondenseError
 
+# methods whose sets pack several smaller images into each stored one (IDM multi-formation)
+FORMATION_METHODS = ("idm",)
 STRATEGIES = ("fedavg", "oneshot", "multiround", "hybrid")
 PARTITIONERS = ("iid", "dirichlet")
 CONFIG_JSON_KEY = "fl-config-json"  # key inside the ConfigRecord sent to clients
@@ -104,6 +106,11 @@ class FLConfig:
 
         if self.encoding not in ENCODINGS:
             raise InvalidFLConfigError(f"encoding must be one of {', '.join(ENCODINGS)}, got '{self.encoding}'")
+        if self.method in FORMATION_METHODS:
+            raise InvalidFLConfigError(
+                f"method '{self.method}' stores its images in a compressed formation, which a synthetic-set payload "
+                "does not carry; choose another method"
+            )
         return self
 
     def to_json(self) -> str:

@@ -57,6 +57,10 @@ def encode_synthetic_set(syn: SyntheticSet, encoding: str = "float32") -> tuple[
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown payload encoding '{encoding}': choose one of {', '.join(ENCODINGS)}")
     syn.validate()
+    if int(syn.meta.get("formation_factor", 1)) > 1:
+        # the server would train on the packed tiles as if they were images
+        raise ValueError(f"method '{syn.meta.get('method')}' stores its images in a compressed formation, which a "
+                         "synthetic-set payload does not carry: use a method without formations")
     x = syn.denormalized_images().numpy().astype(np.float32)
     config: dict[str, Any] = {
         "encoding": encoding,

@@ -18,7 +18,6 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
 
 from condense.data import load_dataset
 from condense.normalization import Normalization
@@ -27,7 +26,7 @@ from condense.federated.config import CONFIG_JSON_KEY, FLConfig
 from condense.federated.local_training import build_global_model
 from condense.federated.report import FLReport, RoundRecord
 from condense.federated.server_training import held_out_accuracy
-from condense.federated.strategies import Hybrid, MultiRound, OneShot, SetCollector, wait_for_nodes
+from condense.federated.strategies import CheckedFedAvg, Hybrid, MultiRound, OneShot, SetCollector, wait_for_nodes
 from condense.federated.validation import PayloadLimits
 
 
@@ -77,7 +76,7 @@ def run_federated(grid: Grid, cfg: FLConfig) -> FLReport:
         strategy = MultiRound(cfg, build, collector, client_config)
     else:
         fedavg_kwargs = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=cfg.min_clients, min_available_nodes=cfg.min_clients)
-        strategy = Hybrid(cfg, build, collector, **fedavg_kwargs) if cfg.strategy == "hybrid" else FedAvg(**fedavg_kwargs)
+        strategy = (Hybrid if cfg.strategy == "hybrid" else CheckedFedAvg)(cfg, build, collector, **fedavg_kwargs)
     strategy.start(
         grid=counting,
         initial_arrays=ArrayRecord(build().state_dict()),

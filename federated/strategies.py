@@ -5,9 +5,15 @@
 * :class:`MultiRound`: every round clients re-condense (FedDM-style, around
   the latest global weights); the server keeps every valid set and trains the
   global model further on all of them.
-* :class:`Hybrid`: Flower's :class:`FedAvg` rounds; in round 1 clients also
+* :class:`CheckedFedAvg`: Flower's :class:`FedAvg` with every model reply
+  checked (record layout, weight keys, dtypes, shapes, finite values, a
+  positive example count) before it is averaged; the ``fedavg`` strategy.
+* :class:`Hybrid`: :class:`CheckedFedAvg` rounds; in round 1 clients also
   send a synthetic set, and after every averaging the server fine-tunes the
   global model on the union of those sets (against non-IID client drift).
+
+A round that fails on the server keeps the previous model and the previous
+sets: new sets are kept only once the step that uses them has succeeded.
 
 The server-side evaluation on the held-out split is Flower's ``evaluate_fn``
 (see :mod:`.server`); client-side evaluation is not used.
@@ -83,7 +89,7 @@ class SetCollector:
             content = msg.content
             metrics = content.metric_records.get("metrics")
             if metrics is not None:
-                self.report.client_metrics[node] = {k: float(v) for k, v in metrics.items()}
+                self.report.client_metrics[node] = scalar_metrics(metrics)
             if metrics is not None and metrics.get("empty") == 1 and ARRAYS_KEY not in content.array_records:
                 self.note(server_round, node, "empty", "client had no class with enough samples to condense")
                 continue
@@ -93,10 +99,19 @@ class SetCollector:
             except (PayloadRejected, CondenseError) as exc:
                 self.note(server_round, node, "rejected", str(exc))
                 continue
+            except Exception as exc:  # a reply the checks did not foresee must still not stop the run
+                self.note(server_round, node, "rejected", f"{type(exc).__name__}: {exc}")
+                continue
             syn.meta["node_id"] = int(node)
             syn.meta["round"] = server_round
             sets.append(syn)
         return sets
+
+
+def scalar_metrics(metrics: MetricRecord) -> dict[str, float]:
+    """The finite scalar entries of a client's metrics (a MetricRecord may also hold lists)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
 
 
 def _short(reason: str, limit: int = 300) -> str:
@@ -153,12 +168,17 @@ class _SyntheticStrategy(Strategy):
         if len(new_sets) < self.cfg.min_clients:
             log(WARNING, "round %d: %d valid set(s), fewer than min_clients=%d: model unchanged", server_round, len(new_sets), self.cfg.min_clients)
             return None, metrics
-        self.sets.extend(new_sets)
+        sets = [*self.sets, *new_sets]
         model = self.start_model()
-        train_on_sets(
-            model, self.sets, self.cfg.server_epochs, self.cfg.server_lr, self.cfg.seed + server_round, self.cfg.device,
-            batch_size=self.cfg.server_batch,
-        )
+        try:
+            train_on_sets(
+                model, sets, self.cfg.server_epochs, self.cfg.server_lr, self.cfg.seed + server_round, self.cfg.device,
+                batch_size=self.cfg.server_batch,
+            )
+        except CondenseError as exc:  # keep the previous model and sets rather than stop the run
+            log(WARNING, "round %d: server training failed (%s): model and sets unchanged", server_round, exc)
+            return None, metrics
+        self.sets = sets
         return ArrayRecord(model.state_dict()), metrics
 
     def start_model(self) -> nn.Module:
@@ -187,59 +207,119 @@ class MultiRound(_SyntheticStrategy):
         return model
 
 
-class Hybrid(FedAvg):
-    """FedAvg, plus server-side fine-tuning on synthetic sets sent once (round 1) with the weights."""
+class CheckedFedAvg(FedAvg):
+    """Flower's :class:`FedAvg`, averaging only the replies that pass :func:`model_reply_problem`.
+
+    A rejected reply is recorded as an incident and the round goes on with the
+    others; a round with fewer than ``min_clients`` usable replies keeps the
+    previous model. Each usable reply's metrics are cut down to the finite
+    scalars every usable reply has (FedAvg's metric averaging would raise on
+    replies whose metric keys differ).
+    """
 
     def __init__(self, cfg: FLConfig, build_model: Callable[[], nn.Module], collector: SetCollector, **fedavg_kwargs) -> None:
         super().__init__(**fedavg_kwargs)
         self.cfg = cfg
         self.build_model = build_model
         self.collector = collector
-        self.sets: list[SyntheticSet] = []
         self._sent: list[int] = []
         self._reference = build_model().state_dict()
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        config["distill"] = server_round == 1
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sent = [m.metadata.dst_node_id for m in messages]
         return messages
 
+    def take_extras(self, server_round: int, msg: Message) -> list[SyntheticSet]:
+        """Remove (and return what is usable of) records that are not model weights; none in plain FedAvg."""
+        return []
+
+    def keep_extras(self, server_round: int, extras: list[SyntheticSet]) -> None:
+        """Called with the extras of the usable replies once their round has been averaged."""
+
+    def after_average(self, server_round: int, arrays: ArrayRecord, metrics: MetricRecord | None) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return arrays, metrics
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         self.collector.missing(server_round, self._sent, replies)
-        usable = []
+        usable, extras = [], []
         for msg in replies:
+            node = msg.metadata.src_node_id
             if msg.has_error():
-                self.collector.note(server_round, msg.metadata.src_node_id, "error", str(msg.error.reason))
+                self.collector.note(server_round, node, "error", str(msg.error.reason))
                 continue
-            if server_round == 1:
-                self.sets.extend(self.collector.collect(server_round, [msg]))
-            for key in (ARRAYS_KEY,):
-                if key in msg.content.array_records:
-                    del msg.content[key]
-            if CONFIG_KEY in msg.content.config_records:
-                del msg.content[CONFIG_KEY]
-            problem = _fedavg_problem(msg.content, self.weighted_by_key) or check_weights(
-                msg.content.array_records["arrays"], self._reference
-            )
+            extra = self.take_extras(server_round, msg)
+            problem = model_reply_problem(msg.content, self.weighted_by_key, self._reference)
             if problem:
-                self.collector.note(server_round, msg.metadata.src_node_id, "rejected", problem)
+                self.collector.note(server_round, node, "empty" if problem == NO_EXAMPLES else "rejected", problem)
                 continue
             usable.append(msg)
+            extras.extend(extra)
         if len(usable) < self.cfg.min_clients:
             log(WARNING, "round %d: %d usable replies, fewer than min_clients=%d: model unchanged", server_round, len(usable), self.cfg.min_clients)
             return None, None
+        _common_scalar_metrics(usable)
         arrays, metrics = super().aggregate_train(server_round, usable)
-        if arrays is None or not self.sets or self.cfg.hybrid_epochs <= 0:
+        if arrays is None:
+            return None, metrics
+        self.keep_extras(server_round, extras)
+        return self.after_average(server_round, arrays, metrics)
+
+
+class Hybrid(CheckedFedAvg):
+    """FedAvg, plus server-side fine-tuning on synthetic sets sent once (round 1) with the weights."""
+
+    def __init__(self, cfg: FLConfig, build_model: Callable[[], nn.Module], collector: SetCollector, **fedavg_kwargs) -> None:
+        super().__init__(cfg, build_model, collector, **fedavg_kwargs)
+        self.sets: list[SyntheticSet] = []
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        config["distill"] = server_round == 1
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def take_extras(self, server_round: int, msg: Message) -> list[SyntheticSet]:
+        sets = self.collector.collect(server_round, [msg]) if server_round == 1 else []
+        if ARRAYS_KEY in msg.content.array_records:
+            del msg.content[ARRAYS_KEY]
+        if CONFIG_KEY in msg.content.config_records:
+            del msg.content[CONFIG_KEY]
+        return sets
+
+    def keep_extras(self, server_round: int, extras: list[SyntheticSet]) -> None:
+        self.sets.extend(extras)  # only sets of clients whose weights were averaged
+
+    def after_average(self, server_round: int, arrays: ArrayRecord, metrics: MetricRecord | None) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        if not self.sets or self.cfg.hybrid_epochs <= 0:
             return arrays, metrics
         model = self.build_model()
         model.load_state_dict(arrays.to_torch_state_dict())
-        train_on_sets(
-            model, self.sets, self.cfg.hybrid_epochs, self.cfg.server_lr, self.cfg.seed + server_round, self.cfg.device, decay_at_half=False,
-            batch_size=self.cfg.server_batch,
-        )
+        try:
+            train_on_sets(
+                model, self.sets, self.cfg.hybrid_epochs, self.cfg.server_lr, self.cfg.seed + server_round, self.cfg.device,
+                decay_at_half=False, batch_size=self.cfg.server_batch,
+            )
+        except CondenseError as exc:  # the averaged model still stands
+            log(WARNING, "round %d: fine-tuning on the sets failed (%s): averaged model kept", server_round, exc)
+            return arrays, metrics
         return ArrayRecord(model.state_dict()), metrics
+
+
+NO_EXAMPLES = "the client trained on no examples"
+
+
+def model_reply_problem(content: RecordDict, weight_key: str, reference: dict[str, torch.Tensor]) -> str | None:
+    """Why a model reply cannot be averaged, or None."""
+    return _fedavg_problem(content, weight_key) or check_weights(content.array_records["arrays"], reference)
+
+
+def _common_scalar_metrics(replies: list[Message]) -> None:
+    """Cut every reply's MetricRecord down to the finite scalar keys all of them have."""
+    kept = [scalar_metrics(next(iter(m.content.metric_records.values()))) for m in replies]
+    common = set.intersection(*(set(k) for k in kept))
+    for msg, values in zip(replies, kept):
+        name = next(iter(msg.content.metric_records))
+        msg.content[name] = MetricRecord({k: values[k] for k in sorted(common)})
 
 
 def _fedavg_problem(content: RecordDict, weight_key: str) -> str | None:
@@ -248,11 +328,16 @@ def _fedavg_problem(content: RecordDict, weight_key: str) -> str | None:
         return f"expected one ArrayRecord 'arrays', got {sorted(content.array_records)}"
     if len(content.metric_records) != 1 or weight_key not in next(iter(content.metric_records.values())):
         return f"expected one MetricRecord with '{weight_key}'"
+    count = next(iter(content.metric_records.values()))[weight_key]
+    if isinstance(count, bool) or not isinstance(count, (int, float)) or not np.isfinite(count) or count < 0:
+        return f"'{weight_key}' must be a finite number >= 0, got {count!r}"
+    if count == 0:
+        return NO_EXAMPLES
     return None
 
 
 def check_weights(arrays: ArrayRecord, reference: dict[str, torch.Tensor]) -> str | None:
-    """Why ``arrays`` does not fit the model's state dict (keys, shapes, finite), or None."""
+    """Why ``arrays`` does not fit the model's state dict (keys, dtypes, shapes, finite), or None."""
     if set(arrays.keys()) != set(reference):
         return "weights have different keys than the model"
     for key, ref in reference.items():
@@ -263,6 +348,11 @@ def check_weights(arrays: ArrayRecord, reference: dict[str, torch.Tensor]) -> st
             values = arr.numpy()
         except Exception as exc:  # malformed bytes
             return f"weight '{key}' cannot be decoded ({type(exc).__name__})"
+        expected = torch.empty(0, dtype=ref.dtype).numpy().dtype
+        if values.dtype != expected:  # e.g. float64 beyond float32's range, or strings
+            return f"weight '{key}' has dtype {values.dtype}, expected {expected}"
+        if values.shape != tuple(ref.shape):  # the declared shape above may differ from the data
+            return f"weight '{key}' decodes to shape {values.shape}, expected {tuple(ref.shape)}"
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             return f"weight '{key}' holds NaN or infinite values"
     return None

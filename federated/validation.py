@@ -2,9 +2,12 @@
 
 A reply is untrusted input from the network: :func:`validate_reply` checks
 the keys, the byte size (before decoding anything), dtypes, shapes against
-the run's input shape, the image count against ``ipc x classes``, finite
-values and the label range, and raises :class:`PayloadRejected` naming the
-first problem. The server drops that reply, records (node id, reason) and goes on.
+the run's input shape, the image count against ``ipc x classes`` and each
+class's against ``ipc``, finite values and the label range, the config's
+numbers and metadata, and raises :class:`PayloadRejected` naming the first
+problem. The server drops that reply, records (node id, reason) and goes on.
+Of the client's metadata only the keys in ``SHARED_META`` with plain values
+are kept: nothing a client writes there can change how the server trains.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from condense.errors import CondenseError
-from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, ENCODINGS, DecodedPayload, decode_images
+from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, ENCODINGS, SHARED_META, DecodedPayload, decode_images
 
 _ALLOWED_ARRAYS = {"images", "labels", "soft_labels"}
 _IMAGE_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
+_MAX_META_CHARS = 4096  # an honest client's metadata is a few hundred characters
 
 
 class PayloadRejected(CondenseError):
@@ -75,7 +79,7 @@ def validate_reply(content: RecordDict, limits: PayloadLimits) -> DecodedPayload
         _reject(f"missing array(s) {sorted({'images', 'labels'} - keys)}")
     if keys - _ALLOWED_ARRAYS:
         _reject(f"unexpected array(s) {sorted(keys - _ALLOWED_ARRAYS)}")
-    size = record.count_bytes()
+    size = record.count_bytes() + config.count_bytes()
     if size > limits.max_bytes:
         _reject(f"payload of {size} bytes is over the limit of {limits.max_bytes}")
     encoding = config.get("encoding")
@@ -104,13 +108,16 @@ def validate_reply(content: RecordDict, limits: PayloadLimits) -> DecodedPayload
         _reject(f"labels must be {n} integers, got dtype {labels.dtype} shape {labels.shape}")
     if labels.min() < 0 or labels.max() >= limits.num_classes:
         _reject(f"labels must lie in 0..{limits.num_classes - 1}, found {int(labels.min())}..{int(labels.max())}")
+    per_class = np.bincount(labels.astype(np.int64), minlength=limits.num_classes)
+    if per_class.max() > limits.ipc:
+        _reject(f"class {int(per_class.argmax())} has {int(per_class.max())} images, more than ipc = {limits.ipc}")
     if encoding != "uint8" and not np.isfinite(images).all():
         _reject("images contain NaN or infinite values")
     if encoding == "uint8":
         channels = limits.image_shape[0]
         for key in ("scale-lo", "scale-hi"):
             value = config.get(key)
-            if not isinstance(value, list) or len(value) != channels or not all(math.isfinite(v) for v in value):
+            if not isinstance(value, list) or len(value) != channels or not all(_finite_number(v) for v in value):
                 _reject(f"uint8 payload needs '{key}' as {channels} finite numbers, got {value!r}")
     if soft is not None:
         if soft.shape != (n, limits.num_classes) or not np.issubdtype(soft.dtype, np.floating):
@@ -121,13 +128,34 @@ def validate_reply(content: RecordDict, limits: PayloadLimits) -> DecodedPayload
     num_classes = config.get("num-classes")
     if num_classes != limits.num_classes:
         _reject(f"num-classes is {num_classes!r}, the run has {limits.num_classes}")
-    try:
-        meta = json.loads(str(config.get("meta-json", "{}")))
-    except ValueError as exc:
-        _reject(f"meta-json is not JSON ({exc})")
-    if not isinstance(meta, dict):
-        _reject("meta-json must be a JSON object")
+    meta = _shared_meta(config.get("meta-json", "{}"))
     pixels = decode_images(images, config)
     if not np.isfinite(pixels).all():
         _reject("decoded images are not finite")
     return DecodedPayload(pixels, labels.astype(np.int64), limits.num_classes, soft, meta)
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plain(value: object) -> bool:
+    """A JSON scalar, or a short list of numbers (``image_shape``)."""
+    if value is None or isinstance(value, (bool, str)):
+        return not isinstance(value, str) or len(value) <= 200
+    if isinstance(value, list):
+        return len(value) <= 8 and all(_finite_number(v) for v in value)
+    return _finite_number(value)
+
+
+def _shared_meta(text: object) -> dict:
+    """The client's metadata reduced to ``SHARED_META`` keys with plain values (or a rejection)."""
+    if not isinstance(text, str) or len(text) > _MAX_META_CHARS:
+        _reject(f"meta-json must be a JSON string of at most {_MAX_META_CHARS} characters")
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # deep nesting raises RecursionError, not ValueError
+        _reject(f"meta-json is not JSON ({type(exc).__name__})")
+    if not isinstance(meta, dict):
+        _reject("meta-json must be a JSON object")
+    return {k: v for k, v in meta.items() if k in SHARED_META and _plain(v)}

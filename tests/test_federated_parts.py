@@ -147,6 +147,7 @@ def test_around_global_model_condenses_with_the_global_network(digits) -> None:
         ({"encoding": "int4"}, "encoding"),
         ({"timeout": 0}, "timeout"),
         ({"rounds": 0}, "rounds"),
+        ({"method": "idm"}, "formation"),
     ],
 )
 def test_bad_config_is_refused(bad: dict, fragment: str) -> None:

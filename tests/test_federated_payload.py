@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,16 @@ def hostile_payloads() -> dict[str, tuple[RecordDict, str]]:
     wrong_k = good()
     wrong_k.config_records[CONFIG_KEY]["num-classes"] = 100
     cases["wrong class count"] = (wrong_k, "num-classes")
+    cases["one class over ipc"] = (_tamper(good(), labels=np.zeros(n, np.int64)), "more than ipc")
+    word_scale = reply(make_set(), "uint8")
+    word_scale.config_records[CONFIG_KEY]["scale-lo"] = ["a"]
+    cases["uint8 scale not a number"] = (word_scale, "scale-lo")
+    deep = good()
+    deep.config_records[CONFIG_KEY]["meta-json"] = "[" * 3000  # json.loads raises RecursionError on this
+    cases["meta-json nested too deep"] = (deep, "meta-json")
+    long_meta = good()
+    long_meta.config_records[CONFIG_KEY]["meta-json"] = json.dumps({"method": "dm", "pad": "x" * 5000})
+    cases["meta-json too long"] = (long_meta, "meta-json")
     return cases
 
 
@@ -111,3 +123,19 @@ def test_garbage_bytes_are_rejected_not_crashing() -> None:
     content.array_records[ARRAYS_KEY]["images"] = Array(dtype=arr.dtype, shape=arr.shape, stype=arr.stype, data=b"\x93NUMPY garbage")
     with pytest.raises(PayloadRejected, match="decoded"):
         validate_reply(content, LIMITS)
+
+
+def test_only_shared_metadata_with_plain_values_reaches_the_server() -> None:
+    content = reply(make_set())
+    content.config_records[CONFIG_KEY]["meta-json"] = json.dumps(
+        {"method": "dm", "ipc": 3, "formation_factor": 4, "normalization": {"mean": [9.0]}, "seed": {"nested": 1}})
+    decoded = validate_reply(content, LIMITS)
+    assert decoded.meta == {"method": "dm", "ipc": 3}
+    assert len(decoded.to_synthetic_set(NORM).training_tensors()[0]) == 9  # not expanded by a client's factor
+
+
+def test_a_set_in_a_compressed_formation_is_not_sent() -> None:
+    syn = make_set()
+    syn.meta["formation_factor"] = 2
+    with pytest.raises(ValueError, match="formation"):
+        encode_synthetic_set(syn)
