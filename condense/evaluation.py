@@ -10,6 +10,7 @@ import torch
 
 from condense.augment import SiameseAugment, default_strategy
 from condense.data.adapters import as_tensor_data
+from condense.errors import require_int
 from condense.models import build_model
 from condense.normalization import Normalization
 from condense.progress import progress
@@ -30,17 +31,21 @@ class EvaluationResult:
 
     @property
     def mean(self) -> float:
+        """Mean test accuracy over the models (a fraction in ``[0, 1]``)."""
         return statistics.fmean(self.accuracies)
 
     @property
     def std(self) -> float:
+        """Population standard deviation of the accuracies (0 for a single model)."""
         return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
     @property
     def models(self) -> int:
+        """How many networks were trained and tested."""
         return len(self.accuracies)
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: every field plus ``accuracy_mean``, ``accuracy_std`` and ``models``."""
         out = asdict(self)
         out.update(accuracy_mean=self.mean, accuracy_std=self.std, models=self.models)
         return out
@@ -76,6 +81,7 @@ def evaluate(
     reference evaluates), and with ``config.lr`` (0.01) otherwise; a number
     overrides both. The rate used is in ``result.extra["lr"]``.
     """
+    models = require_int("models", models, 1)  # 0 would end in a StatisticsError on an empty list
     syn.validate()
     test = as_tensor_data(test_data, num_classes=syn.num_classes, name="test data")
     if test.image_shape[0] != syn.image_shape[0] or (

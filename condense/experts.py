@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from condense.serialization import write_npz_atomic
+from condense.serialization import npy_member_header, write_npz_atomic
 from condense.augment import SiameseAugment, default_strategy
 from condense.errors import CondenseError
 from condense.models import build_model
 from condense.progress import progress
 from condense.real_data import RealData
-from condense.training import TrainConfig, train_classifier
+from condense.training import TrainConfig, isolated_rng, train_classifier
 
 FORMAT_VERSION = 1
 MAX_LOAD_BYTES = 8 * 1024**3
@@ -95,6 +96,7 @@ class ExpertBuffer:
         for key in ("model", "image_shape", "num_classes", "parameter_shapes"):
             if key not in self.meta:
                 raise InvalidExpertBufferError(f"expert buffer meta lacks '{key}'")
+        _check_meta_structure(self.meta)
         num_params = sum(int(np.prod(s)) if s else 1 for _, s in self.shapes)
         first = self.trajectories[0].shape
         for i, t in enumerate(self.trajectories):
@@ -149,13 +151,8 @@ class ExpertBuffer:
         path = Path(path)
         if not path.is_file():
             raise InvalidExpertBufferError(f"no expert buffer at {path}")
-        try:
-            with zipfile.ZipFile(path) as z:
-                total = sum(i.file_size for i in z.infolist())
-        except zipfile.BadZipFile as exc:
-            raise InvalidExpertBufferError(f"{path} is not an npz file: {exc}") from exc
-        if total > MAX_LOAD_BYTES:
-            raise InvalidExpertBufferError(f"{path} would take {total} bytes, more than the {MAX_LOAD_BYTES} allowed")
+        if not zipfile.is_zipfile(path):  # np.load would return a bare array for a .npy file
+            raise InvalidExpertBufferError(f"{path} is not an npz file (not a zip archive)")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 keys = set(npz.files)
@@ -164,17 +161,54 @@ class ExpertBuffer:
                 traj_keys = sorted(k for k in keys if k.startswith("trajectory_"))
                 unknown = keys - set(traj_keys) - {"meta_json"}
                 if unknown:
-                    raise InvalidExpertBufferError(f"{path} holds unexpected arrays {sorted(unknown)}")
+                    raise InvalidExpertBufferError(f"{path} holds unexpected arrays {sorted(unknown)[:5]}")
+                # The .npy headers say what reading allocates; the zip directory may say anything.
+                total = sum(npy_member_header(npz.zip, f"{k}.npy")[2] for k in keys)
+                if total > MAX_LOAD_BYTES:
+                    raise InvalidExpertBufferError(f"{path} would take {total} bytes, more than the {MAX_LOAD_BYTES} allowed")
                 meta = json.loads(bytes(npz["meta_json"]).decode("utf-8"))
                 trajectories = [torch.from_numpy(np.asarray(npz[k], dtype=np.float32)) for k in traj_keys]
-        except (ValueError, json.JSONDecodeError) as exc:
-            if isinstance(exc, InvalidExpertBufferError):
-                raise
+        except InvalidExpertBufferError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as exc:
+            # KeyError: a member not named *.npy (np.load lists it but cannot read it).
+            raise InvalidExpertBufferError(f"{path} is not a readable expert buffer (damaged or not an npz file: {exc})") from exc
+        except ValueError as exc:  # malformed .npy header, bad JSON or UTF-8
             raise InvalidExpertBufferError(f"{path} is not a readable expert buffer: {exc}") from exc
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
             raise InvalidExpertBufferError(f"{path} has format version {meta.get('format_version') if isinstance(meta, dict) else None}, expected {FORMAT_VERSION}")
         meta.pop("format_version")
-        return cls(trajectories, meta)
+        try:
+            return cls(trajectories, meta)
+        except InvalidExpertBufferError as exc:
+            raise InvalidExpertBufferError(f"{path}: {exc}") from exc
+
+
+def _is_count(value: Any, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_meta_structure(meta: dict[str, Any]) -> None:
+    """Types of the meta entries that :attr:`ExpertBuffer.shapes` and :meth:`ExpertBuffer.build_network` read."""
+    shapes = meta["parameter_shapes"]
+    if not isinstance(shapes, list) or not shapes:
+        raise InvalidExpertBufferError(f"expert buffer meta 'parameter_shapes' must be a non-empty list of [name, shape], got {shapes!r:.80}")
+    for i, entry in enumerate(shapes):
+        ok = (
+            isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+            and isinstance(entry[1], (list, tuple)) and all(_is_count(d) for d in entry[1])
+        )
+        if not ok:
+            raise InvalidExpertBufferError(
+                f"expert buffer meta 'parameter_shapes' entry {i} must be [name, [non-negative ints]], got {entry!r:.80}"
+            )
+    image_shape = meta["image_shape"]
+    if not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3 or not all(_is_count(d, 1) for d in image_shape):
+        raise InvalidExpertBufferError(f"expert buffer meta 'image_shape' must be [C, H, W] positive ints, got {image_shape!r:.80}")
+    if not _is_count(meta["num_classes"], 1):
+        raise InvalidExpertBufferError(f"expert buffer meta 'num_classes' must be a positive int, got {meta['num_classes']!r:.80}")
+    if not isinstance(meta["model"], str):
+        raise InvalidExpertBufferError(f"expert buffer meta 'model' must be a name, got {meta['model']!r:.80}")
 
 
 def train_experts(
@@ -212,17 +246,20 @@ def train_experts(
     shape = tuple(real.x.shape[1:])
     trajectories = []
     shapes: list[tuple[str, tuple[int, ...]]] = []
-    for e in progress(range(num_experts), show_progress, desc="experts"):
-        torch.manual_seed(seed + 1000 * e)
-        gen = torch.Generator().manual_seed(seed + 1000 * e)
-        net = build_model(model, shape, real.num_classes, **(model_kwargs or {})).to(device)
-        shapes = parameter_shapes(net)
-        points = [flatten_parameters(net)]
-        for _ in range(epochs):
-            # One-epoch calls with momentum 0 are the same as one long run, and let us record every epoch.
-            train_classifier(net, x, y, config, augment=augment, device=device, generator=gen)
-            points.append(flatten_parameters(net))
-        trajectories.append(torch.stack(points))
+    # Isolated: MTT loads a saved buffer instead of calling this, and both paths
+    # must leave the caller's RNG alike (else run 1 and run 2 of one recipe differ).
+    with isolated_rng(device):
+        for e in progress(range(num_experts), show_progress, desc="experts"):
+            torch.manual_seed(seed + 1000 * e)
+            gen = torch.Generator().manual_seed(seed + 1000 * e)
+            net = build_model(model, shape, real.num_classes, **(model_kwargs or {})).to(device)
+            shapes = parameter_shapes(net)
+            points = [flatten_parameters(net)]
+            for _ in range(epochs):
+                # One-epoch calls with momentum 0 are the same as one long run, and let us record every epoch.
+                train_classifier(net, x, y, config, augment=augment, device=device, generator=gen)
+                points.append(flatten_parameters(net))
+            trajectories.append(torch.stack(points))
     meta = {
         "model": model,
         "model_kwargs": model_kwargs or {},

@@ -9,7 +9,7 @@ import torch
 
 from condense.models import build_model
 from condense.real_data import RealData
-from condense.training import TrainConfig, train_classifier
+from condense.training import TrainConfig, isolated_rng, train_classifier
 
 FEATURE_SPACES = ("pixels", "random", "trained")
 # The most recent feature matrices, keyed by everything that determines them:
@@ -52,12 +52,15 @@ def real_features(
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    torch.manual_seed(seed)
-    net = build_model(model, tuple(real.x.shape[1:]), real.num_classes).to(device)
-    if space == "trained":
-        gen = torch.Generator().manual_seed(seed)
-        x, y, _ = real.balanced_batch(train_per_class, gen)
-        train_classifier(net, x, y, TrainConfig(epochs=epochs, batch_size=128, decay_at_half=False), device=device, generator=gen)
+    # Isolated so that computing (first call) and reading the cache (later calls)
+    # leave the caller's RNG in the same state: repeated runs stay identical.
+    with isolated_rng(device):
+        torch.manual_seed(seed)
+        net = build_model(model, tuple(real.x.shape[1:]), real.num_classes).to(device)
+        if space == "trained":
+            gen = torch.Generator().manual_seed(seed)
+            x, y, _ = real.balanced_batch(train_per_class, gen)
+            train_classifier(net, x, y, TrainConfig(epochs=epochs, batch_size=128, decay_at_half=False), device=device, generator=gen)
     net.eval()
     from condense.real_embedding import native_bf16
 

@@ -16,11 +16,18 @@ import torch.nn.functional as F
 from condense.errors import InvalidSyntheticSetError
 
 
+# Expansion multiplies the training images by factor**2 (IDC/IDM use 2-4), so
+# this is a memory bound, also on factors read from untrusted set files.
+MAX_FORMATION_FACTOR = 8
+
+
 def check_factor(image_size: tuple[int, int], factor: int) -> None:
     """Raise :class:`InvalidSyntheticSetError` unless ``factor`` tiles ``image_size`` exactly."""
     h, w = image_size
     if int(factor) != factor or factor < 1:
         raise InvalidSyntheticSetError(f"formation factor must be a positive integer, got {factor!r}")
+    if factor > MAX_FORMATION_FACTOR:
+        raise InvalidSyntheticSetError(f"formation factor must be at most {MAX_FORMATION_FACTOR}, got {factor}")
     if h % factor or w % factor:
         raise InvalidSyntheticSetError(f"formation factor {factor} does not divide the image size {h}x{w}")
 

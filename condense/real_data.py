@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from condense.data.tensor_data import TensorData
-from condense.errors import InsufficientSamplesError
+from condense.errors import InsufficientSamplesError, require_int
 from condense.normalization import Normalization
 
 
@@ -44,8 +44,7 @@ class RealData:
         counts = data.class_counts()
         classes = [c for c, n in enumerate(counts) if n > 0]
         if ipc is not None:
-            if ipc < 1:
-                raise ValueError(f"ipc must be >= 1, got {ipc}")
+            ipc = require_int("ipc", ipc, 1)
             short = {c: counts[c] for c in classes if counts[c] < ipc}
             if short:
                 detail = ", ".join(f"class {c} has {n}" for c, n in short.items())
@@ -66,6 +65,7 @@ class RealData:
         Returns ``(x, y, groups)`` where ``groups[i]`` is the position of
         ``y[i]`` in :attr:`classes`.
         """
+        per_class = require_int("per_class", per_class, 1)  # a negative count would slice from the end
         picks, groups = [], []
         for g, c in enumerate(self.classes):
             idx = self.index_by_class[c]

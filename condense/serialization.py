@@ -1,10 +1,13 @@
-"""Writing results without pickle: atomic ``.npz`` files and JSON-safe metadata."""
+"""Writing results without pickle: atomic ``.npz`` files and JSON-safe metadata,
+and reading ``.npy`` headers of untrusted ``.npz`` files before their data."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +41,24 @@ def json_safe(params: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             out[key] = None if value is None else type(value).__name__
     return out
+
+
+def npy_member_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, nbytes)`` declared by the ``.npy`` header of ``member``, reading only the header.
+
+    What loading the array would allocate, known before allocating it (the zip
+    directory's sizes are not: a hostile file may state anything there).
+    Raises ``ValueError`` for an unsupported or malformed header.
+    """
+    with zf.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects (pickle)")
+    # Python ints: a hostile shape must not wrap around int64 into a small size.
+    return tuple(shape), dtype, math.prod(int(d) for d in shape) * dtype.itemsize

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,16 @@ import numpy as np
 import torch
 
 from condense.errors import InvalidSyntheticSetError
-from condense.serialization import write_npz_atomic
+from condense.formation import MAX_FORMATION_FACTOR, check_factor
+from condense.serialization import npy_member_header, write_npz_atomic
 
 FORMAT_VERSION = 1
 # Arrays a synthetic-set file may hold; anything else is refused.
 _REQUIRED_KEYS = {"images", "labels", "meta_json"}
 _OPTIONAL_KEYS = {"soft_labels"}
-# Refuse files whose arrays would take more than this in memory (hostile headers).
+# A class count from a file sizes one-hot tensors and classifier heads: bound it.
+MAX_NUM_CLASSES = 100_000
+# Refuse files whose arrays together would take more than this in memory (hostile headers).
 MAX_LOAD_BYTES = 4 * 1024**3
 
 
@@ -46,10 +52,19 @@ class SyntheticSet:
 
     def __post_init__(self) -> None:
         self.images = torch.as_tensor(self.images).detach().to("cpu", torch.float32).contiguous()
-        self.labels = torch.as_tensor(self.labels).detach().to("cpu").long().contiguous()
+        labels = torch.as_tensor(self.labels).detach()
+        # .long() would silently truncate float labels (0.9 -> 0); an empty list is float32, let validate name it.
+        if labels.numel() and (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool):
+            raise InvalidSyntheticSetError(f"labels must be integers, got dtype {labels.dtype}")
+        self.labels = labels.to("cpu").long().contiguous()
         if self.soft_labels is not None:
             self.soft_labels = torch.as_tensor(self.soft_labels).detach().to("cpu", torch.float32).contiguous()
-        self.num_classes = int(self.num_classes)
+        try:  # int() would truncate 2.5 and parse "3"; index() takes only integers (also 0-d int tensors)
+            if isinstance(self.num_classes, bool):
+                raise TypeError
+            self.num_classes = operator.index(self.num_classes)
+        except TypeError:
+            raise InvalidSyntheticSetError(f"num_classes must be an integer, got {self.num_classes!r}") from None
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -60,12 +75,14 @@ class SyntheticSet:
             raise InvalidSyntheticSetError(f"images must have rank 4 (N, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[0] == 0:
             raise InvalidSyntheticSetError("synthetic set is empty (0 images)")
+        if 0 in x.shape[1:]:
+            raise InvalidSyntheticSetError(f"images must have non-zero channels, height and width, got shape {tuple(x.shape)}")
         if y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise InvalidSyntheticSetError(
                 f"labels must have shape ({x.shape[0]},) to match the images, got {tuple(y.shape)}"
             )
-        if self.num_classes < 1:
-            raise InvalidSyntheticSetError(f"num_classes must be >= 1, got {self.num_classes}")
+        if not 1 <= self.num_classes <= MAX_NUM_CLASSES:
+            raise InvalidSyntheticSetError(f"num_classes must lie in 1..{MAX_NUM_CLASSES}, got {self.num_classes}")
         if not torch.isfinite(x).all():
             raise InvalidSyntheticSetError("images contain NaN or infinite values")
         lo, hi = int(y.min()), int(y.max())
@@ -85,7 +102,34 @@ class SyntheticSet:
             json.dumps(self.meta)
         except (TypeError, ValueError) as exc:
             raise InvalidSyntheticSetError(f"meta is not JSON-serialisable: {exc}") from exc
+        self._validate_meta()
         return self
+
+    def _validate_meta(self) -> None:
+        """The meta entries that training and evaluation read (a loaded file may hold anything)."""
+        if not isinstance(self.meta, dict):
+            raise InvalidSyntheticSetError(f"meta must be a dict, got {type(self.meta).__name__}")
+        c, h, w = self.image_shape
+        factor = self.meta.get("formation_factor", 1)
+        if isinstance(factor, bool) or not isinstance(factor, int):  # "abc" or 2.0 from a file
+            raise InvalidSyntheticSetError(
+                f"meta['formation_factor'] must be an integer in 1..{MAX_FORMATION_FACTOR}, got {factor!r}"
+            )
+        check_factor((h, w), factor)  # in 1..MAX_FORMATION_FACTOR and dividing H and W
+        norm = self.meta.get("normalization")
+        if norm:  # absent or empty: the images are in pixel space
+            if not isinstance(norm, dict) or not all(isinstance(norm.get(k), (list, tuple)) for k in ("mean", "std")):
+                raise InvalidSyntheticSetError("meta['normalization'] must be {'mean': [...], 'std': [...]}")
+            for key in ("mean", "std"):
+                values = norm[key]
+                if len(values) != c:
+                    raise InvalidSyntheticSetError(
+                        f"meta['normalization']['{key}'] has {len(values)} entries, the images {c} channel(s)"
+                    )
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                    raise InvalidSyntheticSetError(f"meta['normalization']['{key}'] must hold finite numbers")
+            if not all(v > 0 for v in norm["std"]):
+                raise InvalidSyntheticSetError("meta['normalization']['std'] must be positive")
 
     # -------------------------------------------------------------- properties
     def __len__(self) -> int:
@@ -98,6 +142,7 @@ class SyntheticSet:
 
     @property
     def has_soft_labels(self) -> bool:
+        """Whether the set carries learned soft labels (training then uses them)."""
         return self.soft_labels is not None
 
     @property
@@ -109,6 +154,7 @@ class SyntheticSet:
         return n
 
     def class_counts(self) -> list[int]:
+        """Number of images of each class, ``num_classes`` entries."""
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
     def training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -117,8 +163,9 @@ class SyntheticSet:
         Methods that store images in a compressed formation (see
         :mod:`condense.formation`) expand them here; plain sets return their arrays.
         """
-        factor = int(self.meta.get("formation_factor", 1))
-        if factor <= 1:
+        self._validate_meta()  # meta is a plain dict: it may have changed since construction
+        factor = self.meta.get("formation_factor", 1)
+        if factor == 1:
             return self.images, self.labels, self.soft_labels
         from condense.formation import expand_formation
 
@@ -165,10 +212,11 @@ class SyntheticSet:
             raise InvalidSyntheticSetError(f"{path}: not a readable .npz file (not a zip archive)")
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return cls.from_arrays({k: _read_member(npz, k, path) for k in npz.files}, source=str(path))
+                keys = _checked_keys(npz.zip, path)  # names and sizes, before any array is read
+                return cls.from_arrays({k: npz[k] for k in keys}, source=str(path))
         except InvalidSyntheticSetError:
             raise
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise InvalidSyntheticSetError(f"{path}: not a readable .npz file ({exc})") from exc
         except ValueError as exc:
             raise InvalidSyntheticSetError(f"{path}: refused ({exc})") from exc
@@ -216,22 +264,31 @@ class SyntheticSet:
         return f"SyntheticSet({len(self)} images {self.image_shape}, {self.num_classes} classes, method={method}{soft})"
 
 
-def _read_member(npz: Any, key: str, path: Path) -> np.ndarray:
-    """Read one array, refusing absurd sizes before allocating them."""
-    member = npz.zip.open(f"{key}.npy")
-    try:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)  # header only
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise InvalidSyntheticSetError(f"{path}: key '{key}' uses unsupported .npy format {version}")
-    except ValueError as exc:
-        raise InvalidSyntheticSetError(f"{path}: key '{key}' has a malformed header ({exc})") from exc
-    if dtype.hasobject:
-        raise InvalidSyntheticSetError(f"{path}: key '{key}' holds Python objects (pickle), refused")
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if size > MAX_LOAD_BYTES:
-        raise InvalidSyntheticSetError(f"{path}: key '{key}' would need {size} bytes, over the {MAX_LOAD_BYTES} limit")
-    return npz[key]
+def _checked_keys(zf: zipfile.ZipFile, path: Path) -> list[str]:
+    """The array names of a set file, refusing unknown or duplicate members and
+    absurd total sizes (from the ``.npy`` headers) before any data is read."""
+    allowed = _REQUIRED_KEYS | _OPTIONAL_KEYS
+    names = zf.namelist()
+    if len(set(names)) != len(names):
+        raise InvalidSyntheticSetError(f"{path}: the archive names a member twice")
+    keys = []
+    for name in names:
+        key = name[: -len(".npy")] if name.endswith(".npy") else None
+        if key not in allowed:
+            raise InvalidSyntheticSetError(
+                f"{path}: unexpected key {name[:80]!r}; a synthetic-set file holds only "
+                f"{', '.join(sorted(k + '.npy' for k in allowed))}"
+            )
+        keys.append(key)
+    missing = _REQUIRED_KEYS - set(keys)
+    if missing:
+        raise InvalidSyntheticSetError(f"{path}: missing key(s) {sorted(missing)}")
+    total = 0
+    for key in keys:
+        try:
+            total += npy_member_header(zf, f"{key}.npy")[2]
+        except ValueError as exc:
+            raise InvalidSyntheticSetError(f"{path}: key '{key}' refused ({exc})") from exc
+    if total > MAX_LOAD_BYTES:
+        raise InvalidSyntheticSetError(f"{path}: the arrays would need {total} bytes, over the {MAX_LOAD_BYTES} limit")
+    return keys

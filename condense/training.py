@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +16,21 @@ from condense.augment import SiameseAugment
 # ConvNet-128's activations stay in cache (fastest of 8, 16, 32 and the whole batch per
 # training epoch here; 8 and 16 about equal for the test pass).
 CPU_MICRO_BATCH = 16
+
+
+@contextlib.contextmanager
+def isolated_rng(device: str | torch.device = "cpu") -> Iterator[None]:
+    """Run the block with its own copy of the global RNG state, restored afterwards.
+
+    For work whose result is cached (feature networks, expert buffers): the
+    first, computing call must leave the global RNG where a cached call leaves
+    it, or two identical runs in one process (or before and after the cache
+    exists) draw different random numbers afterwards.
+    """
+    dev = torch.device(device)
+    devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
 
 
 @dataclass

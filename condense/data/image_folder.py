@@ -13,8 +13,10 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -70,15 +72,42 @@ def extract_archive(archive: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
         try:
             with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
+                _extract_safely(tar, tmp, archive)
             (tmp / ".complete").touch()
             if target.exists():  # a half-finished attempt that did not end in the rename
                 shutil.rmtree(target)
             os.replace(tmp, target)
+        except InvalidDataError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         except (tarfile.TarError, OSError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise InvalidDataError(f"{archive}: cannot extract archive ({exc})") from exc
     return target
+
+
+def _extract_safely(tar: tarfile.TarFile, dest: Path, archive: Path) -> None:
+    """Extract ``tar`` into ``dest``; members that could escape it, links and special files are refused."""
+    if hasattr(tarfile, "data_filter"):  # extraction filters: Python >= 3.11.4
+        tar.extractall(dest, filter="data")
+        return
+    # pyproject allows 3.11.0-3.11.3, which lack filters: check what the "data" filter would.
+    root = os.path.realpath(dest)
+    members = []
+    for member in tar.getmembers():
+        name = member.name
+        if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in PurePosixPath(name.replace("\\", "/")).parts:
+            raise InvalidDataError(f"{archive}: cannot extract archive (member {name!r} would land outside the target folder)")
+        if os.path.commonpath([root, os.path.realpath(os.path.join(root, name))]) != root:
+            raise InvalidDataError(f"{archive}: cannot extract archive (member {name!r} would land outside the target folder)")
+        if not (member.isfile() or member.isdir()):
+            raise InvalidDataError(f"{archive}: cannot extract archive (member {name!r} is a link or special file; only files and folders are allowed)")
+        # As the "data" filter: no setuid/setgid/world-writable bits, and no owner taken from the archive.
+        member.mode = 0o755 if member.isdir() else (member.mode & 0o755) | 0o600
+        if hasattr(os, "getuid"):
+            member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+        members.append(member)
+    tar.extractall(dest, members=members)
 
 
 def _find_split_root(root: Path) -> Path:
@@ -122,7 +151,8 @@ def _read_cached(cached: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(cached, allow_pickle=False) as npz:
             return npz["x"], npz["y"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        # A truncated or corrupted file (BadZipFile: bad CRC, cut directory) is rebuilt, not fatal.
         cached.unlink(missing_ok=True)
         return None
 

@@ -40,6 +40,10 @@ class TensorData:
         """Raise :class:`InvalidDataError` naming the first problem found."""
         if self.x.shape[0] == 0:
             raise InvalidDataError(f"{self.name}: the data is empty (0 samples)")
+        if 0 in self.x.shape[1:]:
+            raise InvalidDataError(
+                f"{self.name}: images must have non-zero channels, height and width, got shape {tuple(self.x.shape)}"
+            )
         if self.y.shape[0] != self.x.shape[0]:
             raise InvalidDataError(
                 f"{self.name}: {self.x.shape[0]} images but {self.y.shape[0]} labels"
@@ -62,15 +66,19 @@ class TensorData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
         return tuple(self.x.shape[1:])  # type: ignore[return-value]
 
     def class_counts(self) -> list[int]:
+        """Number of samples of each class, ``num_classes`` entries (absent classes count 0)."""
         return torch.bincount(self.y, minlength=self.num_classes).tolist()
 
     def classes_present(self) -> list[int]:
+        """The labels that occur at least once, in increasing order."""
         return torch.unique(self.y).tolist()
 
     def subset(self, index: torch.Tensor) -> "TensorData":
+        """A new dataset of the rows in ``index`` (same classes and name)."""
         index = torch.as_tensor(index, dtype=torch.long)
         return TensorData(self.x[index], self.y[index], self.num_classes, self.class_names, self.name)
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from condense.augment import AugmentParams, SiameseAugment, default_strategy
 from condense.data.adapters import as_tensor_data
+from condense.errors import require_int
 from condense.models import build_model
 from condense.progress import progress
 from condense.real_data import RealData
@@ -68,6 +69,7 @@ class Condenser(ABC):
         return {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
 
     def set_params(self, **params: Any) -> "Condenser":
+        """Set hyperparameters by name (unknown names raise ``ValueError``); returns ``self``."""
         valid = set(self._param_names())
         for key, value in params.items():
             if key not in valid:
@@ -77,6 +79,7 @@ class Condenser(ABC):
 
     def fit(self, data: Any, num_classes: int | None = None) -> "Condenser":
         """Condense ``data`` (anything :func:`condense.data.as_tensor_data` takes)."""
+        require_int("ipc", self.ipc, 1)  # before any work: ipc=2.0 would fail deep inside as a TypeError
         source = as_tensor_data(data, num_classes)
         torch.manual_seed(self.seed)
         start = time.perf_counter()
@@ -162,7 +165,9 @@ class Distiller(Condenser):
             with a warning where compiling fails). ``"auto"``: only for runs of
             at least 500 steps, where the compile time pays off.
         seed, device, show_progress: reproducibility, placement, tqdm bar.
-        callback: called as ``callback(step, images, labels)`` after every step.
+        callback: called as ``callback(step, images, labels)`` after every step,
+            with copies (safe to keep). ``meta["amp_resolved"]`` records whether
+            the real-data forward ran in ``"bf16"`` or float32 (``None``).
     """
 
     # Methods whose objective reads no real batch (MTT reads expert trajectories)
@@ -271,8 +276,10 @@ class Distiller(Condenser):
 
     # ------------------------------------------------------------ the loop
     def _condense(self, real: RealData) -> Condensed:
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        require_int("steps", self.steps, 0)  # 0: the initial images as they are (used to compare inits)
+        if self.uses_real_batch:
+            # 0 would make DC a silent no-op, and -5 would slice off all but 5 images.
+            require_int("batch_real", self.batch_real, 1)
         k = len(real.classes)
         self._embedder: RealEmbedder | None = None  # built at first use, from the current parameters
         syn = self.initial_images(real).requires_grad_(True)
@@ -302,11 +309,15 @@ class Distiller(Condenser):
             losses.append(float(loss.detach()))
             self.after_step(batch, sampler)
             if self.callback is not None:
-                self.callback(step, syn.detach(), syn_y)
+                # A copy: the optimizer updates syn in place, so a stored view would
+                # later show the final images instead of this step's.
+                self.callback(step, syn.detach().clone(), syn_y.clone())
             if hasattr(bar, "set_postfix") and step % 10 == 0:
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
         out = self.finish(syn, syn_y)
         out.meta.setdefault("final_loss", losses[-1] if losses else None)
         out.meta.setdefault("steps_run", len(losses))
+        # amp="auto" means bf16 only where the hardware has it, so record what ran.
+        out.meta.setdefault("amp_resolved", "bf16" if self._embedder is not None and self._embedder.bf16 else None)
         return out
 

@@ -10,6 +10,7 @@ import torch
 from condense.features import real_features
 from condense.methods.base import Condensed, Condenser
 from condense.real_data import RealData
+from condense.real_embedding import native_bf16
 
 
 class CoresetSelector(Condenser):
@@ -68,8 +69,14 @@ class CoresetSelector(Condenser):
     def _condense(self, real: RealData) -> Condensed:
         index = self.select_indices(real)
         on_device = index.to(real.x.device)
+        # Feature networks embed in bf16 where the hardware has it natively, so picks can differ by machine.
+        networked = self.needs_features and self.feature_fn is None and self.features != "pixels"
         return Condensed(
             real.x[on_device].detach().cpu(),
             real.y[on_device].cpu(),
-            meta={"selected_indices": index.tolist(), "feature_space": "custom" if self.feature_fn else self.features},
+            meta={
+                "selected_indices": index.tolist(),
+                "feature_space": "custom" if self.feature_fn else self.features,
+                "features_bf16": bool(networked and native_bf16(self.device)),
+            },
         )

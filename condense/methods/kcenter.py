@@ -24,8 +24,12 @@ class KCenterGreedy(CoresetSelector):
         first = int((f - f.mean(0)).pow(2).sum(1).argmin())
         picked = [first]
         nearest = (f - f[first]).pow(2).sum(1)
+        # Picked rows get -inf (kept by minimum), so ties at distance 0 (duplicate
+        # images) cannot make argmax return an index twice.
+        nearest[first] = float("-inf")
         for _ in range(k - 1):
             i = int(nearest.argmax())
             picked.append(i)
             nearest = torch.minimum(nearest, (f - f[i]).pow(2).sum(1))
+            nearest[i] = float("-inf")
         return torch.tensor(picked, dtype=torch.long)

@@ -65,8 +65,10 @@ class KernelRidgeRegression(Distiller):
     with learned labels, 78.8% without).
 
     Minimums: at least two classes (with one class the centred targets are
-    all zero and the loss is constant) and ``batch_real >= 1``; fewer raise
-    :class:`condense.errors.InsufficientSamplesError`.
+    all zero and the loss is constant); fewer raise
+    :class:`condense.errors.InsufficientSamplesError`. ``batch_real`` must be
+    an integer >= 1, as for every method that reads real batches
+    (:class:`condense.errors.InvalidParameterError`).
 
     Args:
         ridge: ridge coefficient relative to the mean kernel diagonal.
@@ -101,8 +103,6 @@ class KernelRidgeRegression(Distiller):
                 f"krr needs at least 2 classes in the data (found {len(real.classes)}): "
                 "with one class the regression targets are constant"
             )
-        if self.batch_real < 1:
-            raise InsufficientSamplesError(f"krr needs batch_real >= 1 real image per class, got {self.batch_real}")
         if not 0.0 < self.label_init_confidence < 1.0:
             raise ValueError(f"label_init_confidence must lie in (0, 1), got {self.label_init_confidence}")
         images = super().initial_images(real)
