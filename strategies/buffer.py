@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -295,10 +296,14 @@ class CondensedBuffer(ExemplarsBuffer):
             t = torch.from_numpy(np.array(arrays["task_labels"], dtype=np.int64))
             groups = [tuple(int(v) for v in g) for g in config["groups"]]
             max_size = int(config["max_size"])
-        except (KeyError, ValueError, TypeError, OSError, EOFError) as exc:
+        except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise InvalidDataError(f"{path}: not a CondensedBuffer file ({exc})") from exc
         if not (x.shape[0] == y.shape[0] == t.shape[0]) or x.shape[0] > max_size:
             raise InvalidDataError(f"{path}: inconsistent buffer arrays ({x.shape[0]} images, budget {max_size})")
+        if x.ndim != 4 or not torch.isfinite(x).all():
+            raise InvalidDataError(f"{path}: buffer images must be finite (N, C, H, W), got shape {tuple(x.shape)}")
+        if (y < 0).any() or (self.total_classes is not None and (y >= self.total_classes).any()):
+            raise InvalidDataError(f"{path}: buffer labels out of range for {self.total_classes} classes")
         stored = {(int(a), int(b)) for a, b in zip(t.tolist(), y.tolist())}
         if stored != set(groups):
             raise InvalidDataError(f"{path}: group list does not match the stored labels")
@@ -319,9 +324,12 @@ class CondensedBuffer(ExemplarsBuffer):
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides: Any) -> "CondensedBuffer":
         """A buffer rebuilt from a file written by :meth:`save` (settings from the file unless overridden)."""
-        with np.load(Path(path), allow_pickle=False) as npz:
-            config = json.loads(str(npz["state_json"])) if "state_json" in npz.files else None
-        if config is None:
+        try:
+            with np.load(Path(path), allow_pickle=False) as npz:
+                config = json.loads(str(npz["state_json"])) if "state_json" in npz.files else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # not an npz, truncated, or state_json not JSON
+            raise InvalidDataError(f"{path}: not a CondensedBuffer file ({exc})") from exc
+        if not isinstance(config, dict):
             raise InvalidDataError(f"{path}: not a CondensedBuffer file (no state_json)")
         params = {k: config[k] for k in ("max_size", "method", "method_kwargs", "resize_method", "resize_kwargs",
                                          "total_classes", "small_classes", "seed") if k in config}

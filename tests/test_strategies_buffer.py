@@ -196,3 +196,25 @@ def test_save_load_round_trip(tmp_path, digits):
     with pytest.raises(InvalidDataError):
         buf.load_state(bad)
     assert_same(buf, snap)
+
+
+def test_hostile_buffer_files_are_refused_and_the_buffer_kept(tmp_path, digits):
+    train, _ = digits
+    buf = CondensedBuffer(6, method="random", resize_method="random", total_classes=3, seed=0, show_progress=False)
+    buf.update_from_tensors(experience(train, [0, 1]))
+    path = buf.save(tmp_path / "buf.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    nan = dict(arrays, images=np.where(np.arange(arrays["images"].size).reshape(arrays["images"].shape) == 0,
+                                        np.nan, arrays["images"]).astype(np.float32))
+    flat = dict(arrays, images=arrays["images"].reshape(len(arrays["images"]), -1))
+    far_label = dict(arrays, labels=np.full_like(arrays["labels"], 5))
+    snap = snapshot(buf)
+    for name, content in {"nan": nan, "flat": flat, "label": far_label}.items():
+        np.savez(tmp_path / f"{name}.npz", **content)
+        with pytest.raises(InvalidDataError):
+            buf.load_state(tmp_path / f"{name}.npz")
+        assert_same(buf, snap)
+    (tmp_path / "text.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InvalidDataError, match="not a CondensedBuffer file"):
+        CondensedBuffer.load(tmp_path / "text.npz")
