@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sets-dir", default=None,
                    help="save every condensed set (and snapshot) here before it is evaluated, and evaluate a saved "
                         "one instead of condensing again (same data, method, IPC, seed, steps, hyperparameters)")
+    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
+                   help="with --sets-dir: steps between saves of a distillation run's state there; a run killed "
+                        "midway continues from its last save when started again with the same flags")
     p.add_argument("--table-only", action="store_true", help="rebuild the tables from --jsonl without running anything")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -98,9 +101,14 @@ def finished_runs(args: argparse.Namespace) -> set[tuple]:
 
 
 def condense_with_snapshots(args: argparse.Namespace, train, method: str, ipc: int, seed: int, params: dict,
-                            steps: int, marks: set[int]) -> tuple[list[tuple[int, float, SyntheticSet]], float]:
-    """Condense once. Returns ``(step, seconds so far, set)`` for every step in ``marks`` and for the
-    final set (at ``steps``), and the run's peak memory in MiB."""
+                            steps: int, marks: set[int], checkpoint: Path | None = None,
+                            ) -> tuple[list[tuple[int, float, SyntheticSet]], float]:
+    """Condense once (continuing from ``checkpoint`` when it holds an earlier part of the run).
+
+    Returns ``(step, condensation seconds so far, set)`` for every step in
+    ``marks`` this process reached (a resumed run has none before its resume
+    step) and for the final set (at ``steps``), and the peak memory in MiB.
+    """
     snaps: dict[int, tuple[float, torch.Tensor]] = {}
     start = time.perf_counter()
 
@@ -109,13 +117,19 @@ def condense_with_snapshots(args: argparse.Namespace, train, method: str, ipc: i
             snaps[step + 1] = (time.perf_counter() - start, images.detach().cpu().clone())
 
     extra = {"callback": keep} if marks else {}
+    if checkpoint is not None:
+        extra.update(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
     with PeakMemory() as mem:
         syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
                        show_progress=not args.quiet, **params, **extra)
-    seconds = time.perf_counter() - start
-    versions = [(c, t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
+    earlier = syn.meta.get("resumed", {}).get("earlier_seconds", 0.0)
+    if earlier:
+        print(f"{method} ipc {ipc} seed {seed}: continued from step {syn.meta['resumed']['from_step']} of {checkpoint}"
+              f"{'; snapshots before it are not evaluated' if any(m <= syn.meta['resumed']['from_step'] for m in marks) else ''}",
+              flush=True)
+    versions = [(c, earlier + t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
                 for c, (t, x) in sorted(snaps.items())]
-    return [*versions, (steps, seconds, syn)], mem.peak_mib
+    return [*versions, (steps, earlier + time.perf_counter() - start, syn)], mem.peak_mib
 
 
 def evaluation_record(args: argparse.Namespace, test, version: SyntheticSet, method: str, ipc: int, seed: int,
@@ -158,7 +172,9 @@ def run_grid(args: argparse.Namespace, train, test) -> tuple[list[dict], list[li
             versions = [(k["step"], secs, version) for k, (version, secs, _) in zip(keys, saved)]
             peak_mib = saved[-1][2]
         else:
-            versions, peak_mib = condense_with_snapshots(args, train, method, ipc, seed, params, steps, marks)
+            checkpoint = store.checkpoint_path(keys[-1]) if store and method not in COMPONENTS else None
+            versions, peak_mib = condense_with_snapshots(args, train, method, ipc, seed, params, steps, marks, checkpoint)
+            keys = [{**keys[-1], "step": at} for at, _, _ in versions]  # a resumed run may lack early snapshots
             if store:  # before evaluating: a run cut short during evaluation keeps its sets
                 for key, (_, secs, version) in zip(keys, versions):
                     store.save(version, key, secs, peak_mib)

@@ -4,7 +4,9 @@ A condensation of 2,000 DM steps at IPC 50 takes longer on 2 CPU cores than
 its evaluation, and both together can outlast a working session. With a
 store, each set is written (``SyntheticSet.save``: ``.npz``, no pickle,
 atomic) as soon as it exists; a later run with the same store evaluates it
-instead of condensing again. The set's ``meta["benchmark"]`` records what
+instead of condensing again. A distillation run also keeps its checkpoint
+(:mod:`condense.checkpoint`) in the store while it runs, so a run killed
+midway continues from its last save. The set's ``meta["benchmark"]`` records what
 made it (data, method, IPC, seed, steps, hyperparameters) and the
 condensation's time and peak memory, so the results table stays honest.
 """
@@ -12,6 +14,7 @@ condensation's time and peak memory, so the results table stays honest.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,17 @@ class SavedSets:
 
     def path(self, key: dict[str, Any]) -> Path:
         return self.root / "{data}_{method}_ipc{ipc}_seed{seed}_step{step}of{run_steps}.npz".format(**key)
+
+    def checkpoint_path(self, key: dict[str, Any]) -> Path:
+        """Where a distillation run for ``key`` keeps its resumable state (:mod:`condense.checkpoint`).
+
+        The name leaves out the run's length, so a longer run with otherwise
+        equal settings continues a shorter one; the hyperparameters but ``steps``
+        are in it as a digest, so other settings never meet this file.
+        """
+        params = {k: v for k, v in key["params"].items() if k != "steps"}
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        return self.root / "{data}_{method}_ipc{ipc}_seed{seed}_{digest}.ckpt.npz".format(**key, digest=digest)
 
     def save(self, syn: SyntheticSet, key: dict[str, Any], seconds: float, peak_mib: float) -> Path:
         """Write ``syn`` with ``key`` (what made it) and its condensation cost in its meta."""

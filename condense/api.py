@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from condense.registry import get_method
@@ -27,6 +28,8 @@ def condense(
     device: str = "cpu",
     show_progress: bool = True,
     num_classes: int | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
     **params: Any,
 ) -> SyntheticSet:
     """Condense ``data`` into ``ipc`` images per class with the named method.
@@ -37,8 +40,13 @@ def condense(
     arguments are the method's hyperparameters (see ``condense methods``).
     Every class present must hold at least ``ipc`` samples, else
     :class:`condense.errors.InsufficientSamplesError` names the classes short of it.
+
+    ``checkpoint``: a file where a distillation run saves its state every
+    ``checkpoint_every`` steps; calling again with the same file continues the
+    run from there (on the CPU, to exactly the set an uninterrupted run gives).
+    See :mod:`condense.checkpoint`.
     """
     if steps is not None:
         params["steps"] = steps
     condenser = make_condenser(method, ipc=ipc, seed=seed, device=device, show_progress=show_progress, **params)
-    return condenser.condense(data, num_classes)
+    return condenser.condense(data, num_classes, checkpoint=checkpoint, checkpoint_every=checkpoint_every)

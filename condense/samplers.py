@@ -5,7 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+import torch
 from torch import nn
+
+from condense.checkpoint import InvalidCheckpointError
 
 
 class NetworkSampler(ABC):
@@ -13,6 +16,18 @@ class NetworkSampler(ABC):
 
     @abstractmethod
     def sample(self, step: int) -> nn.Module: ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint must keep to continue sampling as before (default: nothing).
+
+        Samplers that train networks along the way or own a generator return them here.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise InvalidCheckpointError(f"{type(self).__name__} keeps no state, the checkpoint has {sorted(state)[:3]}")
 
 
 def reinitialize(net: nn.Module) -> nn.Module:

@@ -61,8 +61,10 @@ def test_a_second_run_evaluates_the_saved_sets_without_condensing(bench, tmp_pat
             "--eval-models", "1", "--eval-epochs", "2", "--quiet", "--sets-dir", str(tmp_path / "sets")]
     first = tmp_path / "first.jsonl"
     assert distill.main([*args, "--jsonl", str(first), "--out", str(tmp_path / "first.md")]) == 0
-    assert sorted(p.name for p in (tmp_path / "sets").iterdir()) == [
+    names = sorted(p.name for p in (tmp_path / "sets").iterdir())
+    assert [n for n in names if not n.endswith(".ckpt.npz")] == [
         "digits_dm_ipc1_seed0_step2of3.npz", "digits_dm_ipc1_seed0_step3of3.npz"]
+    assert len([n for n in names if n.endswith(".ckpt.npz")]) == 1  # the run's resumable state
 
     def no_condensing(*a, **k):
         raise AssertionError("the saved sets should have been evaluated instead")
@@ -77,3 +79,44 @@ def test_a_second_run_evaluates_the_saved_sets_without_condensing(bench, tmp_pat
     for before, after in zip(*runs):  # same sets, same seeded evaluation, same condensation cost reported
         assert after["seconds"] == before["seconds"] and after["peak_mib"] == before["peak_mib"]
         assert after["model_accuracies"] == before["model_accuracies"]
+
+
+def test_a_run_killed_while_condensing_continues_from_its_checkpoint(bench, tmp_path, monkeypatch, capsys):
+    saved_sets, distill = bench
+    args = ["--data", "digits", "--methods", "dm", "--ipc", "1", "--seeds", "0", "--steps", "4",
+            "--param", "dm:batch_real=8", "--eval-models", "1", "--eval-epochs", "1", "--quiet",
+            "--checkpoint-every", "1", "--out", str(tmp_path / "r.md")]
+    real_condense = distill.condense
+
+    class Killed(Exception):
+        pass
+
+    def killed_at_step_2(*a, **k):
+        def callback(step, images, labels):
+            if step == 2:
+                raise Killed
+        return real_condense(*a, **{**k, "callback": callback})
+
+    monkeypatch.setattr(distill, "condense", killed_at_step_2)
+    with pytest.raises(Killed):
+        distill.main([*args, "--sets-dir", str(tmp_path / "sets")])
+    monkeypatch.setattr(distill, "condense", real_condense)
+    capsys.readouterr()
+    assert distill.main([*args, "--sets-dir", str(tmp_path / "sets"), "--jsonl", str(tmp_path / "a.jsonl")]) == 0
+    assert "continued from step 2" in capsys.readouterr().out
+    assert distill.main([*args, "--sets-dir", str(tmp_path / "fresh"), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    key = {"data": "digits", "method": "dm", "ipc": 1, "seed": 0, "step": 4, "run_steps": 4,
+           "params": {"steps": 4, "batch_real": 8}}
+    resumed, _, _ = saved_sets.SavedSets(tmp_path / "sets").load(key)
+    fresh, _, _ = saved_sets.SavedSets(tmp_path / "fresh").load(key)
+    assert torch.equal(resumed.images, fresh.images)
+    assert resumed.meta["resumed"]["from_step"] == 2 and "resumed" not in fresh.meta
+
+
+def test_checkpoint_name_ignores_steps_only(bench, tmp_path):
+    saved_sets, _ = bench
+    store = saved_sets.SavedSets(tmp_path)
+    path = store.checkpoint_path(_key())
+    assert store.checkpoint_path(_key(params={"steps": 50}, step=50, run_steps=50)) == path  # a longer run continues it
+    assert store.checkpoint_path(_key(params={"steps": 5, "batch_real": 64})) != path
+    assert store.checkpoint_path(_key(seed=1)) != path

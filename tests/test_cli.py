@@ -60,3 +60,18 @@ def test_missing_required_argument_is_reported():
     with pytest.raises(SystemExit) as exc:
         main(["distill", "--method", "dm"])
     assert exc.value.code == 2
+
+
+def test_distill_continues_from_its_checkpoint(tmp_path, capsys):
+    ckpt, out = tmp_path / "run.ckpt.npz", tmp_path / "dm.npz"
+    base = ["distill", "--data", "digits", "--method", "dm", "--ipc", "1", "--param", "batch_real=8",
+            "--param", 'model_kwargs={"width": 8, "depth": 2}', "--out", str(out), "--checkpoint", str(ckpt),
+            "--quiet", "--json"]
+    assert main([*base, "--steps", "2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["resumed_from_step"] is None
+    assert main([*base, "--steps", "4"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["resumed_from_step"] == 2
+    assert SyntheticSet.load(out).meta["steps_run"] == 4
+    # another run's settings: refused with the reason, the checkpoint kept
+    assert main([*base, "--steps", "6", "--param", "lr_img=0.3"]) == 2
+    assert "lr_img" in capsys.readouterr().err

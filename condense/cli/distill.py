@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (distillation methods)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=JSON", help="extra hyperparameter, e.g. --param lr_img=0.5")
     p.add_argument("--out", required=True, help="output .npz (written atomically)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
+                   help="save the run's state here as it goes; run the same command again to continue from it")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N", help="steps between checkpoint saves")
     p.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     add_run_args(p)
     p.set_defaults(run=run)
@@ -41,11 +44,15 @@ def run(args: argparse.Namespace) -> int:
     train, _ = load_dataset(args.data, args.root, args.download)
     syn = condense(
         train, method=args.method, ipc=args.ipc, steps=args.steps, seed=args.seed,
-        device=args.device, show_progress=not args.quiet, **parse_params(args.param),
+        device=args.device, show_progress=not args.quiet, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, **parse_params(args.param),
     )
     path = syn.save(args.out)
-    print(f"wrote {path}: {syn} in {syn.meta.get('seconds')} s")
+    resumed = syn.meta.get("resumed")
+    note = f" (resumed from step {resumed['from_step']} of {args.checkpoint})" if resumed else ""
+    print(f"wrote {path}: {syn} in {syn.meta.get('seconds')} s{note}")
     if args.json:
         emit_json({"path": str(path), "images": len(syn), "method": args.method, "ipc": args.ipc,
-                   "seconds": syn.meta.get("seconds"), "bytes": syn.nbytes})
+                   "seconds": syn.meta.get("seconds"), "bytes": syn.nbytes,
+                   "resumed_from_step": resumed["from_step"] if resumed else None})
     return 0

@@ -13,12 +13,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from condense.augment import AugmentParams, SiameseAugment, default_strategy
+from condense.checkpoint import (
+    InvalidCheckpointError, LoopCheckpoint, StateDict, load_optimizer_state, optimizer_state, prefixed, require,
+    set_generator_state, take,
+)
 from condense.data.adapters import as_tensor_data
 from condense.errors import require_int
 from condense.models import build_model
@@ -77,14 +82,29 @@ class Condenser(ABC):
             setattr(self, key, value)
         return self
 
-    def fit(self, data: Any, num_classes: int | None = None) -> "Condenser":
-        """Condense ``data`` (anything :func:`condense.data.as_tensor_data` takes)."""
+    def fit(
+        self, data: Any, num_classes: int | None = None, *, checkpoint: str | Path | None = None,
+        checkpoint_every: int = 100,
+    ) -> "Condenser":
+        """Condense ``data`` (anything :func:`condense.data.as_tensor_data` takes).
+
+        With ``checkpoint``, a distillation run saves its state to that file every
+        ``checkpoint_every`` steps and after the last, and a run that finds the
+        file continues from it (see :mod:`condense.checkpoint`). Selection
+        methods finish in one pass and write none.
+        """
         require_int("ipc", self.ipc, 1)  # before any work: ipc=2.0 would fail deep inside as a TypeError
+        require_int("checkpoint_every", checkpoint_every, 1)
         source = as_tensor_data(data, num_classes)
         torch.manual_seed(self.seed)
         start = time.perf_counter()
-        real = RealData.prepare(source, self.device, ipc=self.ipc)
-        out = self._condense(real)
+        self._run = RunOptions(None if checkpoint is None else Path(checkpoint), checkpoint_every, source.fingerprint(), start)
+        try:
+            real = RealData.prepare(source, self.device, ipc=self.ipc)
+            out = self._condense(real)
+        finally:
+            self._run = RunOptions()
+        earlier = out.meta.get("resumed", {}).get("earlier_seconds", 0.0)
         meta = {
             "method": self.method_name,
             "ipc": self.ipc,
@@ -94,16 +114,17 @@ class Condenser(ABC):
             "normalization": real.normalization.to_meta(),
             "image_shape": list(source.image_shape),
             "class_names": source.class_names,
-            "seconds": round(time.perf_counter() - start, 3),
+            # over every part of a resumed run
+            "seconds": round(time.perf_counter() - start + earlier, 3),
             **out.meta,
         }
         # Built completely before it replaces the previous result.
         self.synthetic_set_ = SyntheticSet(out.images, out.labels, source.num_classes, out.soft_labels, meta)
         return self
 
-    def condense(self, data: Any, num_classes: int | None = None) -> SyntheticSet:
-        """``fit(data).synthetic_set_``."""
-        return self.fit(data, num_classes).synthetic_set_
+    def condense(self, data: Any, num_classes: int | None = None, **fit_options: Any) -> SyntheticSet:
+        """``fit(data, ...).synthetic_set_``."""
+        return self.fit(data, num_classes, **fit_options).synthetic_set_
 
     @abstractmethod
     def _condense(self, real: RealData) -> Condensed:
@@ -115,6 +136,16 @@ class Condenser(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+@dataclass
+class RunOptions:
+    """Settings of one ``fit`` call that are not hyperparameters (they do not change the result)."""
+
+    checkpoint: Path | None = None
+    checkpoint_every: int = 100
+    source_fingerprint: str = ""
+    started: float = 0.0
 
 
 @dataclass
@@ -274,12 +305,23 @@ class Distiller(Condenser):
         selector = info.cls(ipc=self.ipc, seed=self.seed, device=self.device, show_progress=False)
         return real.x[selector.select_indices(real).to(real.x.device)].detach().clone()
 
+    def extra_state(self) -> StateDict:
+        """Method state a checkpoint must keep beyond the optimizer's parameters (e.g. a generator)."""
+        return {}
+
+    def load_extra_state(self, state: StateDict) -> None:
+        """Restore what :meth:`extra_state` returned."""
+        if state:
+            raise InvalidCheckpointError(f"{self.method_name} keeps no state named {sorted(state)[:3]}")
+
     # ------------------------------------------------------------ the loop
     def _condense(self, real: RealData) -> Condensed:
         require_int("steps", self.steps, 0)  # 0: the initial images as they are (used to compare inits)
         if self.uses_real_batch:
             # 0 would make DC a silent no-op, and -5 would slice off all but 5 images.
             require_int("batch_real", self.batch_real, 1)
+        run: RunOptions = getattr(self, "_run", None) or RunOptions()
+        saved = self._saved_checkpoint(run, real)
         k = len(real.classes)
         self._embedder: RealEmbedder | None = None  # built at first use, from the current parameters
         syn = self.initial_images(real).requires_grad_(True)
@@ -290,8 +332,12 @@ class Distiller(Condenser):
         opt = torch.optim.SGD(params, lr=self.lr_img, momentum=self.momentum)
         augment = SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
         gen = self._generator(2)
-        bar = progress(range(self.steps), self.show_progress, desc=self.method_name)
         losses: list[float] = []
+        first, earlier = 0, 0.0
+        if saved is not None:
+            self._restore_loop(saved, opt, gen, sampler)
+            first, losses, earlier = saved.step, list(saved.losses), saved.elapsed_seconds
+        bar = progress(range(first, self.steps), self.show_progress, desc=self.method_name, initial=first, total=self.steps)
         for step in bar:
             net = sampler.sample(step)
             xr, yr, gr = real.balanced_batch(self.batch_real, gen) if self.uses_real_batch else (None, None, None)
@@ -312,12 +358,77 @@ class Distiller(Condenser):
                 # A copy: the optimizer updates syn in place, so a stored view would
                 # later show the final images instead of this step's.
                 self.callback(step, syn.detach().clone(), syn_y.clone())
+            if run.checkpoint is not None and ((step + 1) % run.checkpoint_every == 0 or step + 1 == self.steps):
+                LoopCheckpoint(
+                    step + 1, self._checkpoint_identity(run, real), losses,
+                    earlier + time.perf_counter() - run.started, self._loop_state(opt, gen, sampler),
+                ).save(run.checkpoint)
             if hasattr(bar, "set_postfix") and step % 10 == 0:
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
         out = self.finish(syn, syn_y)
         out.meta.setdefault("final_loss", losses[-1] if losses else None)
         out.meta.setdefault("steps_run", len(losses))
+        if saved is not None:
+            out.meta["resumed"] = {"from_step": saved.step, "earlier_seconds": round(earlier, 3)}
         # amp="auto" means bf16 only where the hardware has it, so record what ran.
         out.meta.setdefault("amp_resolved", "bf16" if self._embedder is not None and self._embedder.bf16 else None)
         return out
 
+    # ------------------------------------------------------------ checkpoints
+    def _checkpoint_identity(self, run: RunOptions, real: RealData) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: everything that shapes the result but ``steps``."""
+        params = json_safe(self.get_params())
+        for name in ("steps", "show_progress", "callback", "device"):
+            params.pop(name, None)
+        return {"method": self.method_name, "hyperparameters": params, "source": run.source_fingerprint,
+                "classes": list(real.classes)}
+
+    def _saved_checkpoint(self, run: RunOptions, real: RealData) -> LoopCheckpoint | None:
+        """The checkpoint to resume from, checked against this run; ``None`` when there is no file yet."""
+        if run.checkpoint is None or not run.checkpoint.exists():
+            return None
+        saved = LoopCheckpoint.load(run.checkpoint)
+        saved.check_identity(self._checkpoint_identity(run, real), run.checkpoint)
+        if saved.step > self.steps:
+            raise InvalidCheckpointError(
+                f"{run.checkpoint} is at step {saved.step}, beyond steps={self.steps}: ask for at least {saved.step} steps"
+            )
+        return saved
+
+    def _loop_state(self, opt: torch.optim.Optimizer, gen: torch.Generator, sampler: NetworkSampler) -> StateDict:
+        """Every tensor the next step depends on."""
+        state: StateDict = {"rng.global": torch.get_rng_state(), "rng.loop": gen.get_state()}
+        if torch.device(self.device).type == "cuda":
+            state["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        learned = [p for group in opt.param_groups for p in group["params"]]
+        state.update({f"param.{i}": p.detach().cpu().clone() for i, p in enumerate(learned)})
+        state.update(prefixed(optimizer_state(opt), "optim."))
+        state.update(prefixed(sampler.state_dict(), "sampler."))
+        state.update(prefixed(self.extra_state(), "method."))
+        return state
+
+    def _restore_loop(self, saved: LoopCheckpoint, opt: torch.optim.Optimizer, gen: torch.Generator,
+                      sampler: NetworkSampler) -> None:
+        """Put a checkpoint's state into the freshly built loop (in place: methods hold the tensors)."""
+        arrays = saved.arrays
+        learned = [p for group in opt.param_groups for p in group["params"]]
+        stored = len(take(arrays, "param."))
+        if stored != len(learned):
+            raise InvalidCheckpointError(f"the checkpoint holds {stored} learned tensors, this run {len(learned)}")
+        # Samplers may build networks (drawing from the global generator): restore it last.
+        sampler.load_state_dict(take(arrays, "sampler."))
+        self.load_extra_state(take(arrays, "method."))
+        with torch.no_grad():
+            for i, p in enumerate(learned):
+                value = require(arrays, f"param.{i}")
+                if value.shape != p.shape:
+                    raise InvalidCheckpointError(f"learned tensor {i} has shape {tuple(value.shape)}, this run {tuple(p.shape)}")
+                p.copy_(value)
+        load_optimizer_state(opt, take(arrays, "optim."))
+        set_generator_state(gen, require(arrays, "rng.loop"), "rng.loop")
+        try:
+            if "rng.cuda" in arrays and torch.device(self.device).type == "cuda":
+                torch.cuda.set_rng_state(arrays["rng.cuda"].to(torch.uint8), self.device)
+            torch.set_rng_state(require(arrays, "rng.global").to(torch.uint8))
+        except RuntimeError as exc:
+            raise InvalidCheckpointError(f"rng.global: not a generator state ({exc})") from exc

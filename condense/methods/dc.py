@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from condense.augment import SiameseAugment, default_strategy
+from condense.checkpoint import (
+    load_module_state, load_optimizer_state, optimizer_state, prefixed, require, set_generator_state, take,
+)
 from condense.methods.base import Distiller, StepBatch
 from condense.real_data import RealData
 from condense.registry import register
@@ -87,9 +90,28 @@ class TrainedAlongSampler(NetworkSampler):
     def sample(self, step: int) -> nn.Module:
         if step % self.outer_loop == 0:
             reinitialize(self.net)
-            # Plain SGD on the network, as the reference implementation.
-            self.optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr_net)
+            self.optimizer = self._new_optimizer()
         return self.net.train()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        # Plain SGD on the network, as the reference implementation.
+        return torch.optim.SGD(self.net.parameters(), lr=self.lr_net)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The network trained along, its optimizer and the generator of the inner loop."""
+        state = {"generator": self.generator.get_state(), **prefixed(self.net.state_dict(), "net.")}
+        if self.optimizer is not None:
+            state["has_optimizer"] = torch.ones(())
+            state.update(prefixed(optimizer_state(self.optimizer), "optimizer."))
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        set_generator_state(self.generator, require(state, "generator"), "sampler generator")
+        load_module_state(self.net, take(state, "net."), "the trained-along network")
+        self.optimizer = None
+        if "has_optimizer" in state:
+            self.optimizer = self._new_optimizer()
+            load_optimizer_state(self.optimizer, take(state, "optimizer."))
 
     def train_along(self, step: int, images: torch.Tensor, labels: torch.Tensor) -> None:
         """The inner loop; skipped after the last outer step of a network (it is discarded)."""

@@ -15,6 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from condense.augment import SiameseAugment, default_strategy
+from condense.checkpoint import (
+    InvalidCheckpointError, load_module_state, load_optimizer_state, optimizer_state, prefixed, require,
+    set_generator_state, take,
+)
 from condense.errors import CondenseError, InsufficientSamplesError
 from condense.formation import check_factor, compose_formation, expand_formation
 from condense.methods.base import Condensed, Distiller, StepBatch
@@ -61,6 +65,26 @@ class TrainedQueueSampler(NetworkSampler):
         self.queue.append((net, opt))
         if len(self.queue) > self.queue_size:
             self.queue.pop(0)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every queued network with its optimizer, and the generator."""
+        state = {"generator": self.gen.get_state(), "queue_length": torch.tensor(len(self.queue))}
+        for i, (net, opt) in enumerate(self.queue):
+            state.update(prefixed(net.state_dict(), f"queue.{i}.net."))
+            state.update(prefixed(optimizer_state(opt), f"queue.{i}.optimizer."))
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        length = int(require(state, "queue_length"))
+        if not 1 <= length <= self.queue_size:
+            raise InvalidCheckpointError(f"the checkpoint queues {length} networks, this run at most {self.queue_size}")
+        self.queue = []
+        for i in range(length):
+            self._push()
+            net, opt = self.queue[-1]
+            load_module_state(net, take(state, f"queue.{i}.net."), f"queued network {i}")
+            load_optimizer_state(opt, take(state, f"queue.{i}.optimizer."))
+        set_generator_state(self.gen, require(state, "generator"), "sampler generator")
 
     def sample(self, step: int) -> nn.Module:
         if step > 0 and step % self.refresh_every == 0:

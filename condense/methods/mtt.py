@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import functional_call
 
 from condense.augment import AugmentParams, SiameseAugment, default_strategy
+from condense.checkpoint import require, set_generator_state
 from condense.errors import CondenseError
 from condense.experts import (
     ExpertBuffer,
@@ -58,6 +59,12 @@ class ExpertSampler(NetworkSampler):
             )
         self.buffer, self.max_start, self.expert_epochs = buffer, max_start_epoch, expert_epochs
         self.device, self.generator = device, generator
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        set_generator_state(self.generator, require(state, "generator"), "expert sampler generator")
 
     def sample(self, step: int) -> ExpertSegment:  # type: ignore[override]
         e = int(torch.randint(self.buffer.num_experts, (1,), generator=self.generator))
@@ -236,6 +243,13 @@ class TrajectoryMatching(Distiller):
         if self._soft is not None:
             groups.append({"params": [self._soft], "lr": self.lr_label, "momentum": 0.9})
         return groups
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """The generator of the student's minibatches and augmentations (the learned tensors are the optimizer's)."""
+        return {"student_generator": self._gen.get_state()}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        set_generator_state(self._gen, require(state, "student_generator"), "student generator")
 
     def after_step(self, batch: StepBatch, sampler: NetworkSampler) -> None:
         with torch.no_grad():
