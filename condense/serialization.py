@@ -23,12 +23,20 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], com
     try:
         with os.fdopen(fd, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+        # mkstemp makes the file private (0600); a result should get the permissions any new file gets
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def json_safe(params: dict[str, Any]) -> dict[str, Any]:

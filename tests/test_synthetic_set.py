@@ -140,3 +140,15 @@ def test_denormalized_images_invert_normalization():
     syn = make_set()
     assert torch.allclose(syn.denormalized_images(), syn.images * 0.25 + 0.5)
     assert syn.nbytes == syn.images.numel() * 4 + syn.labels.numel() * 8
+
+
+def test_saved_file_gets_the_permissions_of_any_new_file(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        path = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), 2).save(tmp_path / "s.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 under the umask, not the temporary file's 0o600
