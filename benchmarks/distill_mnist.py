@@ -122,11 +122,11 @@ def condense_with_snapshots(args: argparse.Namespace, train, method: str, ipc: i
     with PeakMemory() as mem:
         syn = condense(train, method=method, ipc=ipc, seed=seed, device=args.device,
                        show_progress=not args.quiet, **params, **extra)
-    earlier = syn.meta.get("resumed", {}).get("earlier_seconds", 0.0)
-    if earlier:
-        print(f"{method} ipc {ipc} seed {seed}: continued from step {syn.meta['resumed']['from_step']} of {checkpoint}"
-              f"{'; snapshots before it are not evaluated' if any(m <= syn.meta['resumed']['from_step'] for m in marks) else ''}",
-              flush=True)
+    resumed = syn.meta.get("resumed", {"from_step": 0, "earlier_seconds": 0.0})
+    earlier = resumed["earlier_seconds"]
+    if resumed["from_step"]:
+        lost = "; snapshots before it are not evaluated" if any(m <= resumed["from_step"] for m in marks) else ""
+        print(f"{method} ipc {ipc} seed {seed}: continued from step {resumed['from_step']} of {checkpoint}{lost}", flush=True)
     versions = [(c, earlier + t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
                 for c, (t, x) in sorted(snaps.items())]
     return [*versions, (steps, earlier + time.perf_counter() - start, syn)], mem.peak_mib

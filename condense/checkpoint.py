@@ -138,7 +138,7 @@ def load_optimizer_state(opt: torch.optim.Optimizer, arrays: StateDict) -> None:
         if not index.isdigit() or int(index) >= len(params) or not name:
             raise InvalidCheckpointError(f"optimizer state '{key}' names no parameter of this run")
         p = params[int(index)]
-        if name == "momentum_buffer" and value.shape != p.shape:
+        if value.dim() > 0 and value.shape != p.shape:  # per-element state (momentum, moments); scalars such as Adam's step pass
             raise InvalidCheckpointError(f"optimizer state '{key}' has shape {tuple(value.shape)}, the parameter {tuple(p.shape)}")
         opt.state[p][name] = value.to(p.device).clone()
 
