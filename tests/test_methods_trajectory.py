@@ -136,8 +136,20 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     result = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, show_progress=False)
     assert result.soft_labels is True and "soft labels" in str(result)
     assert result.extra["lr"] == pytest.approx(syn.meta["syn_lr"])  # trained with the learned step size
+    assert result.extra["lr_source"] == "learned"
     fixed = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, lr=0.01, show_progress=False)
     assert fixed.extra["lr"] == 0.01
+    # A step size learned for one student is not used on another architecture.
+    wider = evaluate(back, test, models=1, epochs=2, model_kwargs={**NET, "width": 2 * NET["width"]}, show_progress=False)
+    assert wider.extra["lr"] == 0.01 and "learned for convnet" in wider.extra["lr_source"]
+    # The same network spelled differently is the same architecture.
+    spelled = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
+                           {**back.meta, "hyperparameters": {**back.meta["hyperparameters"], "model_kwargs": {**NET, "pooling": "avg"}}})
+    assert evaluate(spelled, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == pytest.approx(syn.meta["syn_lr"])
+    # A set with no record of its student keeps the learned rate.
+    bare = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
+                        {k: v for k, v in back.meta.items() if k != "hyperparameters"})
+    assert evaluate(bare, test, models=1, epochs=1, model_kwargs={"width": 8}, show_progress=False).extra["lr_source"] == "learned"
     with pytest.raises(ValueError, match="lr must be"):
         evaluate(back, test, models=1, epochs=1, model_kwargs=NET, lr=-1.0, show_progress=False)
 
