@@ -124,8 +124,13 @@ def learned_lr_source(syn: SyntheticSet, model: str, model_kwargs: dict[str, Any
     if "model" not in params:  # a set made elsewhere: no record of the student, trust the rate
         return "learned"
     # Same architecture = same module tree (layer types and sizes), whatever the spelling of the kwargs.
-    student = build_model(params["model"], shape, syn.num_classes, **(params.get("model_kwargs") or {}))
-    evaluated = build_model(model, shape, syn.num_classes, **(model_kwargs or {}))
+    # Built on the meta device: no memory, no RNG draws, and a hostile record cannot allocate anything.
+    try:
+        with torch.device("meta"):
+            student = build_model(params["model"], shape, syn.num_classes, **(params.get("model_kwargs") or {}))
+            evaluated = build_model(model, shape, syn.num_classes, **(model_kwargs or {}))
+    except (TypeError, ValueError, KeyError) as err:
+        return f"default: the set's record of its student network is not a network here ({err})"
     if repr(student) == repr(evaluated):
         return "learned"
     return f"default: the step size was learned for {params['model']} {params.get('model_kwargs') or {}}, not {model} {model_kwargs or {}}"

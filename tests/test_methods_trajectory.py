@@ -150,6 +150,10 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     bare = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
                         {k: v for k, v in back.meta.items() if k != "hyperparameters"})
     assert evaluate(bare, test, models=1, epochs=1, model_kwargs={"width": 8}, show_progress=False).extra["lr_source"] == "learned"
+    # A record naming no buildable network (or a huge one) falls back without building anything real.
+    for record in ({"model": "convnet", "model_kwargs": {"bogus": 1}}, {"model": "convnet", "model_kwargs": {"width": 10**7}}):
+        odd = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels, {**back.meta, "hyperparameters": record})
+        assert evaluate(odd, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == 0.01
     with pytest.raises(ValueError, match="lr must be"):
         evaluate(back, test, models=1, epochs=1, model_kwargs=NET, lr=-1.0, show_progress=False)
 
