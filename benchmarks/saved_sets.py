@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from condense.api import make_condenser
+from condense.serialization import json_safe
 from condense.synthetic_set import SyntheticSet
 
 
@@ -69,9 +71,39 @@ class SavedSets:
         record = syn.meta.get("benchmark")
         if not isinstance(record, dict) or record.get("key") != _canonical(key):
             return None
+        if not _same_resolved_hyperparameters(syn, key):
+            return None
         return syn, float(record["seconds"]), float(record["peak_mib"])
 
 
 def _canonical(key: dict[str, Any]) -> dict[str, Any]:
     """``key`` as it reads back from JSON (tuples become lists), for comparison."""
     return json.loads(json.dumps(key, sort_keys=True))
+
+
+# Settings that do not change the result (they are not part of a set's identity).
+_NOT_IDENTITY = ("show_progress", "callback", "device")
+
+
+def _same_resolved_hyperparameters(syn: SyntheticSet, key: dict[str, Any]) -> bool:
+    """Whether the set was made with every hyperparameter ``key`` resolves to today.
+
+    A key holds only the parameters passed on the command line; when a
+    method's default changes, an old set made under the old default would
+    otherwise pass for a new one. The set records all its hyperparameters
+    (``meta["hyperparameters"]``), so compare those with the method's
+    current resolution of the key. Sets without that record (older files,
+    tests) are judged by the key alone.
+    """
+    recorded = syn.meta.get("hyperparameters")
+    if not isinstance(recorded, dict):
+        return True
+    try:
+        method = make_condenser(key["method"], ipc=key["ipc"], seed=key["seed"], **key["params"])
+    except (KeyError, ValueError):  # a method or parameter that no longer exists (CondenseError is a ValueError)
+        return False
+    return _identity(recorded) == _identity(json_safe(method.get_params()))
+
+
+def _identity(params: dict[str, Any]) -> dict[str, Any]:
+    return _canonical({k: v for k, v in params.items() if k not in _NOT_IDENTITY})

@@ -47,6 +47,27 @@ def test_store_returns_the_saved_set_only_for_the_same_key(bench, tmp_path):
     assert store.path(_key(step=2, run_steps=5)) != store.path(_key(step=2, run_steps=2))
 
 
+def test_store_refuses_a_set_made_under_another_default(bench, tmp_path):
+    """A key holds only the passed parameters; a set made when a default was different must not pass for today's."""
+    import dataclasses
+
+    from condense.api import make_condenser
+    from condense.serialization import json_safe
+
+    saved_sets, _ = bench
+    store = saved_sets.SavedSets(tmp_path)
+    today = json_safe(make_condenser("dm", ipc=2, seed=0, steps=5).get_params())
+    store.save(dataclasses.replace(_set(), meta={"method": "dm", "hyperparameters": today}), _key(), 1.0, 1.0)
+    assert store.load(_key()) is not None
+
+    yesterday = {**today, "lr_img": today["lr_img"] * 10, "show_progress": not today["show_progress"]}
+    store.save(dataclasses.replace(_set(), meta={"method": "dm", "hyperparameters": yesterday}), _key(), 1.0, 1.0)
+    assert store.load(_key()) is None
+    only_display = {**today, "show_progress": not today["show_progress"]}  # not part of what the set is
+    store.save(dataclasses.replace(_set(), meta={"method": "dm", "hyperparameters": only_display}), _key(), 1.0, 1.0)
+    assert store.load(_key()) is not None
+
+
 def test_store_names_a_corrupt_file(bench, tmp_path):
     saved_sets, _ = bench
     store = saved_sets.SavedSets(tmp_path)

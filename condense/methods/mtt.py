@@ -113,9 +113,12 @@ class TrajectoryMatching(Distiller):
     0.01, lr_lr 1e-5, image SGD momentum 0.5, whole synthetic set per student
     step, DSA), scaled for the CPU: experts of ``expert_train_epochs=6``
     epochs instead of 50 (and ``max_start_epoch=4`` instead of 20), 5 experts
-    instead of 100, 1,000 steps instead of 5,000, and ``lr_img=100`` for
+    instead of 100, 1,000 steps instead of 5,000, and ``lr_img=10`` for
     images in the standard normalised space (the paper's 1,000 to 100,000
-    are for ZCA-whitened data). This objective reads no real batch, so the
+    are for ZCA-whitened data; on MNIST from a herding start, 200 steps,
+    2 seeds, lr_img 10 gave 88.1 % at IPC 1 and 95.6 % at IPC 10 where 100
+    gave 85.3 and 93.7: the larger step pulls the images off what trains a
+    network from scratch). This objective reads no real batch, so the
     shared loop draws none (``uses_real_batch = False``); each student step
     draws its own per-image DSA parameters, as the paper's code does.
     """
@@ -126,7 +129,7 @@ class TrajectoryMatching(Distiller):
         self,
         ipc: int = 10,
         steps: int = 1000,
-        lr_img: float = 100.0,
+        lr_img: float = 10.0,
         momentum: float = 0.5,
         batch_real: int = 1,
         init: str = "real",
