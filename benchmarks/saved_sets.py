@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from condense.api import make_condenser
+from condense.methods.base import RUN_SETTINGS
 from condense.serialization import json_safe
 from condense.synthetic_set import SyntheticSet
 
@@ -81,10 +82,6 @@ def _canonical(key: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(key, sort_keys=True))
 
 
-# Settings that do not change the result (they are not part of a set's identity).
-_NOT_IDENTITY = ("show_progress", "callback", "device")
-
-
 def _same_resolved_hyperparameters(syn: SyntheticSet, key: dict[str, Any]) -> bool:
     """Whether the set was made with every hyperparameter ``key`` resolves to today.
 
@@ -106,4 +103,4 @@ def _same_resolved_hyperparameters(syn: SyntheticSet, key: dict[str, Any]) -> bo
 
 
 def _identity(params: dict[str, Any]) -> dict[str, Any]:
-    return _canonical({k: v for k, v in params.items() if k not in _NOT_IDENTITY})
+    return _canonical({k: v for k, v in params.items() if k not in RUN_SETTINGS})

@@ -35,6 +35,10 @@ from condense.serialization import json_safe
 from condense.synthetic_set import SyntheticSet
 
 
+# Hyperparameters that say how a run is shown or placed, not what it makes.
+RUN_SETTINGS = ("show_progress", "callback", "device")
+
+
 @dataclass
 class Condensed:
     """What a method's core returns before it becomes a :class:`SyntheticSet`."""
@@ -378,7 +382,7 @@ class Distiller(Condenser):
     def _checkpoint_identity(self, run: RunOptions, real: RealData) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: everything that shapes the result but ``steps``."""
         params = json_safe(self.get_params())
-        for name in ("steps", "show_progress", "callback", "device"):
+        for name in ("steps", *RUN_SETTINGS):
             params.pop(name, None)
         return {"method": self.method_name, "hyperparameters": params, "source": run.source_fingerprint,
                 "classes": list(real.classes)}
