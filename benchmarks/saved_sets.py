@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from condense.api import make_condenser
-from condense.methods.base import RUN_SETTINGS
+from condense.methods.base import result_hyperparameters
 from condense.serialization import json_safe
 from condense.synthetic_set import SyntheticSet
 
@@ -99,8 +99,5 @@ def _same_resolved_hyperparameters(syn: SyntheticSet, key: dict[str, Any]) -> bo
         method = make_condenser(key["method"], ipc=key["ipc"], seed=key["seed"], **key["params"])
     except (KeyError, ValueError):  # a method or parameter that no longer exists (CondenseError is a ValueError)
         return False
-    return _identity(recorded) == _identity(json_safe(method.get_params()))
-
-
-def _identity(params: dict[str, Any]) -> dict[str, Any]:
-    return _canonical({k: v for k, v in params.items() if k not in RUN_SETTINGS})
+    today = json_safe(method.get_params())
+    return _canonical(result_hyperparameters(recorded)) == _canonical(result_hyperparameters(today))

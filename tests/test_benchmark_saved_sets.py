@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from condense.api import make_condenser
 from condense.errors import InvalidSyntheticSetError
+from condense.serialization import json_safe
 from condense.synthetic_set import SyntheticSet
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -49,11 +52,6 @@ def test_store_returns_the_saved_set_only_for_the_same_key(bench, tmp_path):
 
 def test_store_refuses_a_set_made_under_another_default(bench, tmp_path):
     """A key holds only the passed parameters; a set made when a default was different must not pass for today's."""
-    import dataclasses
-
-    from condense.api import make_condenser
-    from condense.serialization import json_safe
-
     saved_sets, _ = bench
     store = saved_sets.SavedSets(tmp_path)
     today = json_safe(make_condenser("dm", ipc=2, seed=0, steps=5).get_params())

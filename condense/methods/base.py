@@ -39,6 +39,11 @@ from condense.synthetic_set import SyntheticSet
 RUN_SETTINGS = ("show_progress", "callback", "device")
 
 
+def result_hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without :data:`RUN_SETTINGS`: the hyperparameters that decide what a run makes."""
+    return {k: v for k, v in params.items() if k not in RUN_SETTINGS}
+
+
 @dataclass
 class Condensed:
     """What a method's core returns before it becomes a :class:`SyntheticSet`."""
@@ -381,9 +386,8 @@ class Distiller(Condenser):
     # ------------------------------------------------------------ checkpoints
     def _checkpoint_identity(self, run: RunOptions, real: RealData) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: everything that shapes the result but ``steps``."""
-        params = json_safe(self.get_params())
-        for name in ("steps", *RUN_SETTINGS):
-            params.pop(name, None)
+        params = result_hyperparameters(json_safe(self.get_params()))
+        params.pop("steps", None)
         return {"method": self.method_name, "hyperparameters": params, "source": run.source_fingerprint,
                 "classes": list(real.classes)}
 
