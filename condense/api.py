@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from condense.parameter_check import check_parameters
 from condense.registry import get_method
 from condense.synthetic_set import SyntheticSet
 
 
 def make_condenser(method: str = "dm", **params: Any) -> Any:
-    """An unfitted method object by registry name; unknown parameters raise ``ValueError``."""
+    """An unfitted method object by registry name; unknown parameters or values of the wrong type raise
+    :class:`condense.errors.InvalidParameterError`."""
     info = get_method(method)
-    valid = set(info.cls._param_names())
-    unknown = sorted(k for k in params if k not in valid)
-    if unknown:
-        raise ValueError(f"method '{method}' takes no parameter(s) {unknown}; it takes {sorted(valid)}")
+    check_parameters(method, info.cls, params)
     return info.cls(**params)
 
 

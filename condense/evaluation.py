@@ -10,7 +10,7 @@ import torch
 
 from condense.augment import SiameseAugment, default_strategy
 from condense.data.adapters import as_tensor_data
-from condense.errors import require_int
+from condense.errors import InvalidDataError, require_int
 from condense.models import build_model
 from condense.normalization import Normalization
 from condense.progress import progress
@@ -91,7 +91,10 @@ def evaluate(
     if test.image_shape[0] != syn.image_shape[0] or (
         int(syn.meta.get("formation_factor", 1)) == 1 and test.image_shape != syn.image_shape
     ):
-        raise ValueError(f"test images have shape {test.image_shape}, the synthetic set {syn.image_shape}")
+        raise InvalidDataError(
+            f"test images have shape {test.image_shape} (C, H, W) but the synthetic set's are {syn.image_shape}: "
+            "evaluate a set on the dataset it was made from"
+        )
     norm = Normalization.from_meta(syn.meta)
     x_test = norm.apply(test.x) if norm else test.x
     x_syn, y_syn, soft = syn.training_tensors()

@@ -126,7 +126,7 @@ def run_cl(
     import warnings
 
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
-    from avalanche.models import SimpleMLP
+    from avalanche.models import MTSimpleMLP, SimpleMLP, as_multitask
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
     from avalanche.training.storage_policy import HerdingSelectionStrategy, ParametricBuffer
@@ -141,14 +141,20 @@ def run_cl(
     RNGManager.set_random_seeds(seed)
     torch.manual_seed(seed)
     first = benchmark.train_stream[0].dataset[0][0]
+    multi_head = is_task_incremental(benchmark)
     if cfg.model == "simple-mlp":
-        model = SimpleMLP(num_classes=benchmark.n_classes, input_size=int(first.numel()), hidden_size=cfg.hidden_size)
+        if multi_head:  # one output head per task, grown by Avalanche as tasks arrive
+            model = MTSimpleMLP(input_size=int(first.numel()), hidden_size=cfg.hidden_size)
+        else:
+            model = SimpleMLP(num_classes=benchmark.n_classes, input_size=int(first.numel()), hidden_size=cfg.hidden_size)
     else:
         from condense.models import build_model
 
         model = build_model(cfg.model, tuple(first.shape), benchmark.n_classes, **cfg.model_kwargs)
         if cfg.buffer == "avalanche-herding":
             raise CondenseError("avalanche-herding reads the 'features' layer of Avalanche's SimpleMLP; use model='simple-mlp'")
+        if multi_head:  # condense's models name their last layer `classifier`
+            model = as_multitask(model, "classifier")
     plugins = build_plugins(cfg, seed, device, show_progress, cache)
     if plugins == ["herding"]:
         storage = ParametricBuffer(max_size=cfg.memory, groupby="class",
@@ -159,12 +165,14 @@ def run_cl(
     epochs = cfg.buffer_epochs if cfg.mode == "buffer-only" else cfg.epochs
     common = dict(train_mb_size=cfg.batch_size, train_epochs=epochs, eval_mb_size=1024, device=device,
                   plugins=plugins, evaluator=evaluator)
+    # Avalanche 0.6's EWC and LwF take the criterion as a required keyword (Naive defaults to cross-entropy).
+    criterion = torch.nn.CrossEntropyLoss()
     if cfg.strategy == "naive":
-        strategy = Naive(model=model, optimizer=optimizer, **common)
+        strategy = Naive(model=model, optimizer=optimizer, criterion=criterion, **common)
     elif cfg.strategy == "ewc":
-        strategy = EWC(model=model, optimizer=optimizer, ewc_lambda=1000.0, **common)
+        strategy = EWC(model=model, optimizer=optimizer, criterion=criterion, ewc_lambda=1000.0, **common)
     else:
-        strategy = LwF(model=model, optimizer=optimizer, alpha=1.0, temperature=2.0, **common)
+        strategy = LwF(model=model, optimizer=optimizer, criterion=criterion, alpha=1.0, temperature=2.0, **common)
     accs: list[float] = []
     forgetting = 0.0
     start = time.perf_counter()
@@ -183,6 +191,12 @@ def run_cl(
             condense_seconds = [h["seconds"] for h in getattr(policy, "history", []) if not h.get("cached")]
     return CLResult(asdict(cfg), seed, accs, accs[-1], forgetting, round(seconds, 2),
                     round(seconds / len(accs), 2), condense_seconds, buffer_size)
+
+
+def is_task_incremental(benchmark: Any) -> bool:
+    """True when the training experiences carry more than one task label (one head per task is then right)."""
+    labels = {int(t) for exp in benchmark.train_stream for t in getattr(exp, "task_labels", [0])}
+    return len(labels) > 1
 
 
 def _metric(metrics: dict[str, Any], prefix: str, default: float | None = None) -> float:

@@ -6,21 +6,22 @@ import argparse
 import json
 import statistics
 
-from condense.cli.common import add_data_args, emit_json, setup_runtime
+from condense.cli.common import add_command, add_data_args, emit_json, setup_runtime
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cl", help="continual learning (Avalanche) with a condensed replay buffer")
+    p = add_command(sub, "cl", "continual learning (Avalanche) with a condensed replay buffer")
     add_data_args(p)
     p.add_argument("--experiences", type=int, default=5, help="experiences to split the classes into")
     p.add_argument("--memory", type=int, default=100, help="buffer budget in images of the input's size")
     p.add_argument("--buffer", default="dm",
                    help="a condense method (dm, herding, kcenter, random, ...), none, avalanche-random or avalanche-herding")
-    p.add_argument("--mode", choices=("replay", "buffer-only"), default="replay")
-    p.add_argument("--strategy", choices=("naive", "ewc", "lwf"), default="naive")
+    p.add_argument("--mode", choices=("replay", "buffer-only"), default="replay",
+                   help="replay: mix buffer samples into each minibatch; buffer-only: GDumb-style, retrain on the buffer")
+    p.add_argument("--strategy", choices=("naive", "ewc", "lwf"), default="naive", help="Avalanche strategy the buffer plugs into")
     p.add_argument("--epochs", type=int, default=1, help="epochs per experience (replay mode)")
     p.add_argument("--buffer-epochs", type=int, default=30, help="epochs on the buffer per experience (buffer-only mode)")
-    p.add_argument("--task-incremental", action="store_true", help="task labels per experience (default: class-incremental)")
+    p.add_argument("--task-incremental", action="store_true", help="task labels per experience and one output head per task (off: class-incremental, one head)")
     p.add_argument("--buffer-share", type=float, default=0.5, help="fraction of each replay minibatch from the buffer")
     p.add_argument("--buffer-loss-weight", type=float, default=1.0, help="loss weight of buffer samples")
     p.add_argument("--augment", action="store_true", help="DSA augmentation of buffer samples")
@@ -28,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", default="herding", help="method that shrinks older classes (herding, dm, random, ...)")
     p.add_argument("--total-classes", type=int, default=None, help="fix every class's share at memory / this from the start")
     p.add_argument("--seeds", default="0", help="comma list of seeds (class order, init, condensation)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (None: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run)
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+
+from condense.cli.common import add_command
 import time
 from pathlib import Path
 
 # Each section module defines run_section(out_dir: Path, quiet: bool, seed: int) -> str (Markdown).
 DEMO_SECTIONS = ["condense.cli.demo_distill", "condense.cli.demo_fl", "condense.cli.demo_cl"]
+SECTION_NAMES = tuple(m.rsplit("demo_", 1)[1] for m in DEMO_SECTIONS)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="coresets vs distillation (and CL/FL) on bundled digits")
-    p.add_argument("--out", default="out/demo", help="folder for the tables and PNGs")
-    p.add_argument("--seed", type=int, default=0)
+    p = add_command(sub, "demo", "why condense: condensed sets vs coresets, CL buffers and one-shot FL on bundled digits")
+    p.add_argument("--out", default="out/demo", help="folder for the report, pictures and index.html")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--only", default=None, help="run one section (distill, cl, fl)")
+    p.add_argument("--only", default=None, choices=SECTION_NAMES, help="run one section (None: all)")
     p.set_defaults(run=run)
 
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     report = ["# condense demo (bundled digits)\n"]
     for module_name in DEMO_SECTIONS:
-        if args.only and not module_name.endswith(f"demo_{args.only}"):
+        if args.only and module_name != f"condense.cli.demo_{args.only}":
             continue
         section = importlib.import_module(module_name)
         report.append(section.run_section(out, args.quiet, args.seed))

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from condense.cli.common import add_data_args, add_run_args, emit_json, setup_runtime
+from condense.cli.common import add_command, add_data_args, add_run_args, emit_json, setup_runtime
+from condense.errors import CondenseError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("distill", help="condense a dataset into FILE.npz")
+    p = add_command(sub, "distill", "condense a dataset into FILE.npz")
     add_data_args(p)
     p.add_argument("--method", default="dm", help="a registry name (see `condense methods`)")
     p.add_argument("--ipc", type=int, default=10, help="images per class")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (distillation methods)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=JSON", help="extra hyperparameter, e.g. --param lr_img=0.5")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimisation steps of a distillation method (None: the method's own default, 1000 for dm)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
+                   help="a hyperparameter of the method, e.g. --param lr_img=0.5 (repeatable; names in the docs' method pages)")
     p.add_argument("--out", required=True, help="output .npz (written atomically)")
     p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
                    help="save the run's state here as it goes; run the same command again to continue from it")
@@ -25,27 +28,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_params(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as a dict; values are read as JSON (``0.5``, ``true``, ``{"width": 16}``), else kept as text."""
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"condense: error: --param needs KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise CondenseError(f"--param needs KEY=VALUE, got {item!r}")
         try:
-            params[key] = json.loads(value)
+            params[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            params[key] = value
+            params[key.strip()] = value
     return params
 
 
 def run(args: argparse.Namespace) -> int:
     from condense import condense, load_dataset
+    from condense.api import make_condenser
 
     setup_runtime(args)
+    params = parse_params(args.param)
+    if args.steps is not None:
+        params["steps"] = args.steps
+    # Names and types are checked before the data is read: a typo costs no loading time.
+    make_condenser(args.method, ipc=args.ipc, seed=args.seed, **params)
     train, _ = load_dataset(args.data, args.root, args.download)
     syn = condense(
-        train, method=args.method, ipc=args.ipc, steps=args.steps, seed=args.seed,
+        train, method=args.method, ipc=args.ipc, seed=args.seed,
         device=args.device, show_progress=not args.quiet, checkpoint=args.checkpoint,
-        checkpoint_every=args.checkpoint_every, **parse_params(args.param),
+        checkpoint_every=args.checkpoint_every, **params,
     )
     path = syn.save(args.out)
     resumed = syn.meta.get("resumed")

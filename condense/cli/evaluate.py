@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from condense.cli.common import add_data_args, add_run_args, emit_json, setup_runtime
+from condense.cli.common import add_command, add_data_args, add_run_args, emit_json, setup_runtime
 
 
 def learning_rate(text: str) -> float | str:
@@ -21,15 +21,15 @@ def learning_rate(text: str) -> float | str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="train fresh networks on FILE.npz and test on real data")
+    p = add_command(sub, "evaluate", "train fresh networks on FILE.npz and test on real data")
     p.add_argument("file", help="a synthetic set written by `condense distill`")
     add_data_args(p)
     p.add_argument("--models", type=int, default=5, help="networks trained from scratch")
-    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=300, help="training epochs of each network")
     p.add_argument("--model", default="convnet", help="convnet, mlp or resnet")
     p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
     p.add_argument("--lr", default="auto", type=learning_rate,
-                   help="SGD learning rate; 'auto' (default): the rate the method learned (MTT) if the set has one, else 0.01")
+                   help="SGD learning rate; 'auto': the rate the method learned (MTT) if the set has one, else 0.01")
     p.add_argument("--json", action="store_true", help="end with one JSON line: accuracy_mean, accuracy_std, models, ...")
     add_run_args(p)
     p.set_defaults(run=run)

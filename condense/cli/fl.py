@@ -6,33 +6,34 @@ import argparse
 import json
 from pathlib import Path
 
-from condense.cli.common import emit_json
+from condense.cli.common import add_command, check_device, emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fl", help="federated learning with Flower: fedavg, oneshot, multiround or hybrid")
+    p = add_command(sub, "fl", "federated learning with Flower: fedavg, oneshot, multiround or hybrid")
     p.add_argument("--data", required=True, help="digits, mnist, cifar10, ... or a path (partitioned over the clients)")
     p.add_argument("--root", default=None, help="folder holding a named dataset's files (or set $CONDENSE_DATA)")
-    p.add_argument("--clients", type=int, default=10)
-    p.add_argument("--partitioner", default="dirichlet", choices=["dirichlet", "iid"])
+    p.add_argument("--clients", type=int, default=10, help="Flower clients (SuperNodes of the simulation)")
+    p.add_argument("--partitioner", default="dirichlet", choices=["dirichlet", "iid"], help="how the data is split over the clients")
     p.add_argument("--alpha", type=float, default=0.1, help="Dirichlet concentration over labels")
-    p.add_argument("--strategy", default="oneshot", choices=["fedavg", "oneshot", "multiround", "hybrid"])
-    p.add_argument("--rounds", type=int, default=None, help="rounds (default: 1 for oneshot, 3 for multiround, 10 otherwise)")
+    p.add_argument("--strategy", default="oneshot", choices=["fedavg", "oneshot", "multiround", "hybrid"],
+                   help="fedavg: Flower's FedAvg; oneshot: one round of synthetic sets; multiround / hybrid: see the Flower guide")
+    p.add_argument("--rounds", type=int, default=None, help="rounds (None: 1 for oneshot, 3 for multiround, 10 otherwise)")
     p.add_argument("--ipc", type=int, default=10, help="synthetic images per class and client")
     p.add_argument("--method", default="dm", help="condensation method of the clients (see `condense methods`)")
     p.add_argument("--steps", type=int, default=200, help="distillation steps per client")
     p.add_argument("--feddm-radius", type=float, default=0.01, help="multiround: noise around the global weights (x each tensor's RMS)")
-    p.add_argument("--encoding", default="float16", choices=["float32", "float16", "uint8"])
+    p.add_argument("--encoding", default="float16", choices=["float32", "float16", "uint8"], help="how synthetic images travel")
     p.add_argument("--width", type=int, default=32, help="ConvNet width (every strategy)")
-    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--local-epochs", type=int, default=1, help="FedAvg / hybrid: local epochs per round")
     p.add_argument("--server-epochs", type=int, default=300, help="server training on synthetic sets (oneshot, multiround)")
-    p.add_argument("--server-batch", type=int, default=64)
-    p.add_argument("--min-clients", type=int, default=1)
+    p.add_argument("--server-batch", type=int, default=64, help="server minibatch on synthetic sets")
+    p.add_argument("--min-clients", type=int, default=1, help="replies a round needs to go on")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for replies per round")
     p.add_argument("--report", default=None, help="also write the full report (per-round history, incidents) to this JSON file")
     p.add_argument("--json", action="store_true", help="end with one JSON line: accuracy, bytes_up, bytes_down, rounds, wall_seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="random seed (partition, models, condensation)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=1, help="torch threads per client and for the server")
     p.add_argument("--parallel", type=int, default=1, help="ClientApps run at once (Ray CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -44,8 +45,16 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from condense.errors import CondenseError
     from condense.federated import FLConfig, simulate
+    from condense.registry import get_method
 
+    # Checked here, before Ray starts: otherwise every client fails and the run "succeeds" at chance level.
+    if args.strategy != "fedavg":
+        get_method(args.method)
+    check_device(args.device)
+    if args.threads < 1 or args.parallel < 1:
+        raise CondenseError(f"--threads and --parallel must be at least 1, got {args.threads} and {args.parallel}")
     torch.set_num_threads(args.threads)
     if args.quiet:
         os.environ["CONDENSE_QUIET"] = "1"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from condense.cli.common import emit_json
+from condense.cli.common import add_command, emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("methods", help="list the methods by family")
-    p.add_argument("--json", action="store_true")
+    p = add_command(sub, "methods", "list the methods by family")
+    p.add_argument("--json", action="store_true", help="end with one JSON line listing the methods")
     p.set_defaults(run=run)
 
 

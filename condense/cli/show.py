@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from condense.cli.common import add_command
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("show", help="draw FILE.npz as a grid of images per class")
-    p.add_argument("file")
+    p = add_command(sub, "show", "draw FILE.npz as a grid of images per class")
+    p.add_argument("file", help="a synthetic set written by `condense distill`")
     p.add_argument("--png", required=True, help="output PNG")
-    p.add_argument("--per-class", type=int, default=10)
+    p.add_argument("--per-class", type=int, default=10, help="images drawn per class (one row each)")
     p.set_defaults(run=run)
 
 

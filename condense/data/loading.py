@@ -34,7 +34,7 @@ def load_dataset(
         return load_digits_splits()
     path = Path(text).expanduser()
     if path.exists():
-        return _load_path(path)
+        return _check_first_class(*_load_path(path))
     key = text.lower().replace("_", "-")
     if key not in TORCHVISION_NAMES:
         raise InvalidDataError(
@@ -47,7 +47,7 @@ def load_dataset(
     plain = key.replace("-", "")
     for candidate in (root / f"{key}.npz", root / f"{plain}.npz"):
         if candidate.is_file():
-            return load_npz_splits(candidate, name=key)
+            return _check_first_class(*load_npz_splits(candidate, name=key))
     for candidate in (root / f"{plain}_jpg.tar.gz", root / f"{key}.tar.gz", root / key, root / plain):
         if candidate.exists() and (is_archive(candidate) or (candidate / "train").is_dir()):
             return load_image_folder_splits(candidate, name=key)
@@ -60,3 +60,14 @@ def _load_path(path: Path) -> tuple[TensorData, TensorData]:
     if is_archive(path) or path.is_dir():
         return load_image_folder_splits(path)
     raise InvalidDataError(f"{path}: expected an .npz file, an image folder or a .tar.gz of one")
+
+
+def _check_first_class(train: TensorData, test: TensorData) -> tuple[TensorData, TensorData]:
+    """Refuse a file whose labels start at 1: it would silently get an empty class 0 (and one class too many)."""
+    if train.class_counts()[0] == 0:
+        present = train.classes_present()
+        raise InvalidDataError(
+            f"{train.name}: no training image has label 0 (labels found: {present[0]}..{present[-1]}); "
+            "labels must be 0..K-1: subtract 1 from one-based labels"
+        )
+    return train, test

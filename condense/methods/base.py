@@ -25,6 +25,7 @@ from condense.checkpoint import (
     set_generator_state, take,
 )
 from condense.data.adapters import as_tensor_data
+from condense.divergence import check_not_diverged
 from condense.errors import require_int
 from condense.models import build_model
 from condense.progress import progress
@@ -111,6 +112,7 @@ class Condenser(ABC):
         try:
             real = RealData.prepare(source, self.device, ipc=self.ipc)
             out = self._condense(real)
+            check_not_diverged(self.method_name, out.images, real.x)
         finally:
             self._run = RunOptions()
         earlier = out.meta.get("resumed", {}).get("earlier_seconds", 0.0)

@@ -1,0 +1,7 @@
+"""``python -m condense.cli`` runs the ``condense`` command."""
+
+import sys
+
+from condense.cli import main
+
+sys.exit(main())
