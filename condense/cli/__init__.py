@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from condense.errors import CondenseError
+from condense.quiet_dependencies import quiet_known_notices
 
 # Each module defines add_parser(subparsers) and sets a `run` default on its parser.
 COMMANDS = ["distill", "evaluate", "show", "methods", "demo", "cl", "fl"]
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_known_notices()
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
