@@ -162,7 +162,12 @@ class LocalDeployment:
         return subprocess.run(args, env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=timeout)
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every started process group (its app children with it), then SIGKILL stragglers."""
+        """SIGTERM every started process group (its app children with it), then SIGKILL stragglers.
+
+        Descendants that left the group (Ray's agents start their own sessions) are found
+        before anything is stopped and are stopped by PID too, so nothing is left running.
+        """
+        family = [pid for proc in self.procs if proc.poll() is None for pid in descendant_pids(proc.pid)]
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
@@ -179,4 +184,56 @@ class LocalDeployment:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=5)
+        _stop_pids(family, max(1.0, deadline - time.monotonic()))
         self.procs.clear()
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), read from ``/proc`` (Linux; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _stop_pids(pids: list[int], grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds, each of ``pids`` still alive."""
+    alive = [pid for pid in pids if _signal(pid, signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _running(pid)]
+    for pid in alive:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

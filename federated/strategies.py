@@ -45,18 +45,37 @@ from condense.federated.validation import PayloadLimits, PayloadRejected, valida
 DISTILL = f"{MessageType.TRAIN}.distill"
 
 
-def wait_for_nodes(grid: Grid, want: int, need: int, timeout: float, poll: float = 0.5) -> list[int]:
-    """Connected node ids once ``want`` are connected, or after ``timeout`` if at least ``need`` are.
+# SuperNodes register within seconds of starting; a longer wait means they are not coming.
+NODE_WAIT_SECONDS = 60.0
+
+
+def wait_for_nodes(grid: Grid, want: int, need: int, timeout: float, poll: float = 0.5,
+                   node_wait: float = NODE_WAIT_SECONDS) -> list[int]:
+    """Connected node ids once ``want`` are connected, or after the wait if at least ``need`` are.
 
     ``grid.get_node_ids()`` may be empty right after start (nodes still registering).
+    The wait is ``min(timeout, node_wait)`` seconds (the run's reply timeout can be an hour;
+    nodes that have not joined after a minute will not), and every 10 s the log says how
+    many have joined. Too few raises a :class:`TimeoutError` that names both numbers.
     """
-    deadline = time.monotonic() + timeout
+    wait = min(timeout, node_wait)
+    start = time.monotonic()
+    deadline, next_note = start + wait, start + 10.0
     while True:
         nodes = sorted(grid.get_node_ids())
-        if len(nodes) >= want or (time.monotonic() >= deadline and len(nodes) >= need):
+        now = time.monotonic()
+        if len(nodes) >= want or (now >= deadline and len(nodes) >= need):
+            if len(nodes) < want:
+                log(WARNING, "%d of %d expected SuperNodes joined within %.0f s; going on with them", len(nodes), want, wait)
             return nodes
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"only {len(nodes)} node(s) connected after {timeout:.0f} s, need at least {need}")
+        if now >= deadline:
+            raise TimeoutError(
+                f"only {len(nodes)} of the {want} expected SuperNodes joined within {wait:.0f} s "
+                f"(at least {need} needed): start more SuperNodes, or run with num-clients={len(nodes)} / a lower min-clients"
+            )
+        if now >= next_note:
+            log(INFO, "waiting for SuperNodes: %d of %d joined", len(nodes), want)
+            next_note += 10.0
         time.sleep(poll)
 
 

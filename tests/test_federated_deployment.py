@@ -103,3 +103,19 @@ def test_unregistered_supernode_is_refused(tmp_path: Path) -> None:
     assert "Exit Code: 305" in log and "Failed to activate SuperNode" in log, log
     assert "No SuperNode found with the given public key" in (tmp_path / "superlink.log").read_text()
     assert len(pids) == 3 and not [pid for pid in pids if _alive(pid)]
+
+
+def test_too_few_supernodes_fail_fast_with_a_clear_message_and_nothing_is_left(tmp_path: Path) -> None:
+    """Issue 20, problem 6: more clients than SuperNodes used to wait silently for the whole timeout."""
+    from condense.federated.local_deployment import descendant_pids
+
+    dep = LocalDeployment(1, tmp_path)
+    with dep:
+        start = time.monotonic()
+        result = dep.flwr_run(APP, run_config="num-clients=2 min-clients=2 timeout=8.0 steps=2", timeout=180)
+        elapsed = time.monotonic() - start
+        family = [p.pid for p in dep.procs] + [pid for p in dep.procs for pid in descendant_pids(p.pid)]
+    text = result.stdout + result.stderr
+    assert "only 1 of the 2 expected SuperNodes joined within 8 s" in text, text[-3000:]
+    assert elapsed < 120
+    assert not [pid for pid in family if _alive(pid)]
