@@ -22,10 +22,12 @@ import torch
 
 from condense.autograd_memory import SavedTensorMeter
 from condense.experts import ExpertBuffer, flatten_parameters, parameter_shapes
+from condense.data.tensor_data import TensorData
 from condense.methods.base import StepBatch
 from condense.methods.mtt import ExpertSegment, TrajectoryMatching
 from condense.models import build_model
 from condense.normalization import Normalization
+from condense.real_data import RealData
 from condense.reporting import machine_description, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,21 +37,15 @@ def measure(mode: str, syn_steps: int, ipc: int, width: int, buffer_path: Path, 
     """(peak saved MiB, seconds) of one objective + backward."""
     method = TrajectoryMatching(ipc=ipc, syn_steps=syn_steps, meta_gradient=mode, model_kwargs={"width": width},
                                 expert_path=str(buffer_path), max_start_epoch=1, expert_epochs=1, show_progress=False)
-    torch.manual_seed(seed)
-    images = torch.randn(10 * ipc, 1, 28, 28)
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(10 * ipc, 1, 28, 28, generator=gen)
     labels = torch.arange(10).repeat_interleave(ipc)
-
-    class FakeReal:  # just what make_sampler reads
-        x, num_classes, classes = images, 10, list(range(10))
-        normalization = Normalization((0.0,), (1.0,))
-        source = None
-
-    method._images = images.clone().requires_grad_(True)
-    sampler = method.make_sampler(FakeReal)  # type: ignore[arg-type]
-    segment: ExpertSegment = sampler.sample(0)
+    real = RealData.prepare(TensorData(images, labels, 10, name="random"), "cpu", Normalization((0.0,), (1.0,)))
+    state = method.init_state(real)
+    segment: ExpertSegment = state.sampler.sample(0)
     start = time.perf_counter()
     with SavedTensorMeter() as meter:
-        loss = method.objective(StepBatch(0, segment, images, labels, labels, method._images, labels, labels, 10))
+        loss = method.objective(StepBatch(0, segment, None, None, None, state.images, state.labels, state.groups, 10), state)
         loss.backward()
     return meter.peak_mib, time.perf_counter() - start
 

@@ -93,7 +93,7 @@ def around_global_model(
         return condenser
     base = type(condenser)
 
-    def make_sampler(self: Distiller, real) -> NetworkSampler:  # noqa: ANN001 (RealData)
+    def make_sampler(self: Distiller, real, context=None) -> NetworkSampler:  # noqa: ANN001 (RealData, run context)
         gen = torch.Generator().manual_seed(self.seed + 7)
         return GlobalModelSampler(build(), state_dict, real.normalization, server_normalization, radius, self.device, gen)
 

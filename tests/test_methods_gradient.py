@@ -55,7 +55,8 @@ def test_objective_gradient_is_correct() -> None:
     groups = torch.arange(3)
 
     def loss(s: torch.Tensor) -> torch.Tensor:
-        return method.objective(StepBatch(0, net, xr, yr, yr, s, groups, groups, 3))
+        stat = method.real_statistic(net, xr, yr, yr, 3)
+        return method.match(net, stat, StepBatch(0, net, xr, yr, yr, s, groups, groups, 3), None)
 
     assert torch.autograd.gradcheck(loss, (syn,), eps=1e-6, atol=1e-4)
 

@@ -40,13 +40,13 @@ def one_meta_gradient(train, expert_file: Path, mode: str, syn_steps: int):
     method = mtt(ipc=2, syn_steps=syn_steps, max_start_epoch=1, meta_gradient=mode, soft_labels=True,
                  expert_path=str(expert_file))
     real = RealData.prepare(train, "cpu", ipc=2)
-    x = method.initial_images(real).requires_grad_(True)
-    segment = method.make_sampler(real).sample(0)
-    method._gen = torch.Generator().manual_seed(7)
-    labels = torch.arange(10).repeat_interleave(2)
-    loss = method.objective(StepBatch(0, segment, x, labels, labels, x, labels, labels, 10))
+    state = method.init_state(real)
+    segment = state.sampler.sample(0)
+    state.generators["student"] = torch.Generator().manual_seed(7)
+    x = state.images
+    loss = method.objective(StepBatch(0, segment, None, None, None, x, state.labels, state.groups, 10), state)
     loss.backward()
-    return float(loss.detach()), x.grad, method._syn_lr.grad, method._soft.grad
+    return float(loss.detach()), x.grad, state.learned["syn_lr"].grad, state.learned["soft_labels"].grad
 
 
 def test_exact_meta_gradient_equals_backprop_through_the_unroll(digits, expert_file) -> None:

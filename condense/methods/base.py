@@ -20,19 +20,18 @@ import torch
 from torch import nn
 
 from condense.augment import AugmentParams, SiameseAugment, default_strategy
-from condense.checkpoint import (
-    InvalidCheckpointError, LoopCheckpoint, StateDict, load_optimizer_state, optimizer_state, prefixed, require,
-    set_generator_state, take,
-)
+from condense.checkpoint import InvalidCheckpointError, LoopCheckpoint, require
 from condense.data.adapters import as_tensor_data
 from condense.divergence import check_not_diverged
-from condense.errors import require_int
+from condense.errors import InvalidParameterError, require_int
 from condense.models import build_model
+from condense.loop_state import OPTIMIZERS, LearnedTensor, LoopState, make_optimizer
 from condense.progress import progress
 from condense.real_data import RealData
 from condense.real_embedding import RealEmbedder
 from condense.samplers import NetworkSampler, RandomInitSampler
 from condense.serialization import json_safe
+from condense.statistic import BatchStatistic, ClassStatistic, StatisticSource, StatisticUnsupportedError
 from condense.synthetic_set import SyntheticSet
 
 
@@ -53,6 +52,8 @@ class Condensed:
     labels: torch.Tensor
     soft_labels: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    formation_factor: int = 1
+    learned_lr: float | None = None  # a step size learned for the run's network (MTT)
 
 
 class Condenser(ABC):
@@ -129,6 +130,8 @@ class Condenser(ABC):
             "seconds": round(time.perf_counter() - start + earlier, 3),
             **out.meta,
         }
+        if out.formation_factor != 1:
+            meta["formation_factor"] = int(out.formation_factor)
         # Built completely before it replaces the previous result.
         self.synthetic_set_ = SyntheticSet(out.images, out.labels, source.num_classes, out.soft_labels, meta)
         return self
@@ -178,21 +181,25 @@ class StepBatch:
 class Distiller(Condenser):
     """Synthesis by the one loop::
 
-        S <- init(real)
-        for step in range(steps):
-            net   <- sampler.sample(step)
-            xr,yr <- a class-balanced real batch
-            loss  <- objective(net, augment(xr), augment(S))   # same augmentation per class
-            S     <- S - lr * grad(loss, S)
+        state <- init_state(real)                     # images, learned tensors, optimizer, sampler, generators
+        for t in range(steps):
+            net  <- sampler.sample(t)
+            stat <- source.statistic(net, augment(real batch))   # methods with a real-data statistic
+            loss <- match(net, stat, augment(expand(S)))         # or objective(batch) for the others
+            S    <- optimizer step on loss
 
-    Subclasses implement :meth:`objective` and, when they need more, override
-    :meth:`make_sampler`, :meth:`extra_parameters` and :meth:`after_step`.
+    Subclasses with a real-data statistic (``supports_statistic = True``)
+    implement :meth:`sample_statistic` (or :meth:`real_statistic`) and
+    :meth:`match`; the others implement :meth:`objective`. Where they need
+    more they override :meth:`make_sampler`, :meth:`learned_tensors`,
+    :meth:`make_generators`, :meth:`prepare`, :meth:`after_step` and
+    :meth:`finish`; they keep no per-run state on themselves.
 
     Args:
         ipc: synthetic images per class.
         steps: outer optimisation steps.
-        lr_img: learning rate of the synthetic images (SGD).
-        momentum: SGD momentum of the synthetic images.
+        lr_img: learning rate of the synthetic images.
+        momentum: SGD momentum of the synthetic images (Adam ignores it).
         batch_real: real images per class in each step.
         init: ``"real"`` (random real images), ``"noise"``, or a coreset method
             name (``"herding"``, ``"kcenter"``) whose selection starts the set.
@@ -206,6 +213,7 @@ class Distiller(Condenser):
             (compiled once per architecture, about 5-15 s; falls back to eager
             with a warning where compiling fails). ``"auto"``: only for runs of
             at least 500 steps, where the compile time pays off.
+        optimizer: ``"sgd"`` (default) or ``"adam"`` for the images and the learned tensors.
         seed, device, show_progress: reproducibility, placement, tqdm bar.
         callback: called as ``callback(step, images, labels)`` after every step,
             with copies (safe to keep). ``meta["amp_resolved"]`` records whether
@@ -215,6 +223,12 @@ class Distiller(Condenser):
     # Methods whose objective reads no real batch (MTT reads expert trajectories)
     # set this to False, and the loop skips drawing and augmenting one.
     uses_real_batch: ClassVar[bool] = True
+    # Methods that read no augmented synthetic batch (MTT augments inside its student) set this to False.
+    uses_synthetic_batch: ClassVar[bool] = True
+    # Methods whose real side is a sum over samples set this and implement sample_statistic/match.
+    supports_statistic: ClassVar[bool] = False
+    # How often (in steps) the loss is read from the device for the progress bar.
+    LOSS_READ_EVERY: ClassVar[int] = 10
 
     def __init__(
         self,
@@ -230,6 +244,7 @@ class Distiller(Condenser):
         model_kwargs: dict[str, Any] | None = None,
         amp: str | None = "auto",
         compile_real: bool | str = "auto",
+        optimizer: str = "sgd",
         seed: int = 0,
         device: str = "cpu",
         show_progress: bool = True,
@@ -247,20 +262,54 @@ class Distiller(Condenser):
         self.model_kwargs = model_kwargs
         self.amp = amp
         self.compile_real = compile_real
+        self.optimizer = optimizer
         self.callback = callback
 
     # ----------------------------------------------------------------- hooks
-    @abstractmethod
-    def objective(self, batch: StepBatch) -> torch.Tensor:
-        """The matching loss of this method (differentiable in ``batch.syn_x``)."""
+    def objective(self, batch: StepBatch, state: LoopState) -> torch.Tensor:
+        """The loss of a method without a real-data statistic (differentiable in ``batch.syn_x``)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither objective nor match")
 
-    def make_sampler(self, real: RealData) -> NetworkSampler:
+    def sample_statistic(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """``(B, D)``: each real sample's contribution to the statistic, without autograd."""
+        raise StatisticUnsupportedError(self._no_statistic_reason())
+
+    def real_statistic(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor,
+                       num_groups: int) -> ClassStatistic:
+        """Per-class sums and counts of :meth:`sample_statistic` over a real batch (methods may sum faster)."""
+        if not self.supports_statistic:
+            raise StatisticUnsupportedError(self._no_statistic_reason())
+        return ClassStatistic.from_samples(self.sample_statistic(net, x, y, groups), groups, num_groups)
+
+    def match(self, net: nn.Module, stat: ClassStatistic, batch: StepBatch, state: LoopState) -> torch.Tensor:
+        """The synthetic side and its distance to ``stat``; differentiable in ``batch.syn_x``."""
+        raise StatisticUnsupportedError(self._no_statistic_reason())
+
+    def _no_statistic_reason(self) -> str:
+        doc = (type(self).__doc__ or "").strip().splitlines()
+        why = next((line.strip() for line in doc if line.strip().lower().startswith("no real-data statistic")), "")
+        return f"method '{self.method_name}' has no real-data statistic" + (f": {why}" if why else "")
+
+    def require_statistic(self) -> None:
+        """Raise :class:`StatisticUnsupportedError` naming the method unless it has a real-data statistic."""
+        if not self.supports_statistic:
+            raise StatisticUnsupportedError(self._no_statistic_reason())
+
+    def prepare(self, real: RealData) -> dict[str, Any]:
+        """Run-scoped objects the other hooks read through ``state.context`` (default: none)."""
+        return {}
+
+    def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
         """Default: a freshly initialised, frozen network each step."""
         return RandomInitSampler(lambda: self.build_network(real), self.device, frozen=True)
 
-    def extra_parameters(self) -> list[dict[str, Any]]:
-        """Further optimizer parameter groups (learned labels, learned step sizes)."""
-        return []
+    def learned_tensors(self, real: RealData, images: torch.Tensor, context: dict[str, Any]) -> dict[str, LearnedTensor]:
+        """What the method learns besides the images (soft labels, step sizes), by name."""
+        return {}
+
+    def make_generators(self) -> dict[str, torch.Generator]:
+        """Named generators the method draws from across steps (saved in checkpoints)."""
+        return {}
 
     def expand_synthetic(
         self, syn: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
@@ -271,16 +320,20 @@ class Distiller(Condenser):
         """
         return syn, labels, groups
 
-    def after_step(self, batch: StepBatch, sampler: NetworkSampler) -> None:
+    def after_step(self, state: LoopState, batch: StepBatch) -> None:
         """Runs after the update of the synthetic set (e.g. DC's inner loop)."""
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Condensed:
+    def finish(self, state: LoopState) -> Condensed:
         """Package the result; methods that learn labels or step sizes add them here."""
-        return Condensed(images.detach().cpu(), labels.cpu())
+        return Condensed(state.images.detach().cpu(), state.labels.cpu())
 
     # --------------------------------------------------------------- helpers
     def build_network(self, real: RealData) -> nn.Module:
         return build_model(self.model, tuple(real.x.shape[1:]), real.num_classes, **(self.model_kwargs or {}))
+
+    def augmenter(self, real: RealData) -> SiameseAugment | None:
+        """The run's DSA transform (``None`` without ``dsa``)."""
+        return SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
 
     def real_forward(self) -> contextlib.AbstractContextManager[Any]:
         """No-grad (and, with ``amp="bf16"``, bfloat16) context for real-data forwards."""
@@ -291,11 +344,14 @@ class Distiller(Condenser):
         return self._real_embedder().embed(net, x)
 
     def _real_embedder(self) -> RealEmbedder:
-        embedder = getattr(self, "_embedder", None)
-        if embedder is None:
-            compile_real = self.compile_real is True or (self.compile_real == "auto" and self.steps >= 500)
-            embedder = self._embedder = RealEmbedder(self.device, self.amp, compile=compile_real)
-        return embedder
+        # A cache of compiled forwards, keyed by the parameters it was built from (not run state).
+        compile_real = self.compile_real is True or (self.compile_real == "auto" and self.steps >= 500)
+        key = (str(self.device), self.amp, compile_real)
+        cached = self.__dict__.get("_embedder_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, RealEmbedder(self.device, self.amp, compile=compile_real))
+            self.__dict__["_embedder_cache"] = cached
+        return cached[1]
 
     def initial_images(self, real: RealData) -> torch.Tensor:
         """``ipc`` starting images per class, ordered by class."""
@@ -316,73 +372,109 @@ class Distiller(Condenser):
         selector = info.cls(ipc=self.ipc, seed=self.seed, device=self.device, show_progress=False)
         return real.x[selector.select_indices(real).to(real.x.device)].detach().clone()
 
-    def extra_state(self) -> StateDict:
-        """Method state a checkpoint must keep beyond the optimizer's parameters (e.g. a generator)."""
-        return {}
-
-    def load_extra_state(self, state: StateDict) -> None:
-        """Restore what :meth:`extra_state` returned."""
-        if state:
-            raise InvalidCheckpointError(f"{self.method_name} keeps no state named {sorted(state)[:3]}")
-
     # ------------------------------------------------------------ the loop
-    def _condense(self, real: RealData) -> Condensed:
+    def init_state(self, real: RealData) -> LoopState:
+        """Create the loop's state for ``real``: images, learned tensors, optimizer, sampler, generators."""
         require_int("steps", self.steps, 0)  # 0: the initial images as they are (used to compare inits)
         if self.uses_real_batch:
             # 0 would make DC a silent no-op, and -5 would slice off all but 5 images.
             require_int("batch_real", self.batch_real, 1)
-        run: RunOptions = getattr(self, "_run", None) or RunOptions()
-        saved = self._saved_checkpoint(run, real)
+        if self.optimizer not in OPTIMIZERS:
+            raise InvalidParameterError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         k = len(real.classes)
-        self._embedder: RealEmbedder | None = None  # built at first use, from the current parameters
-        syn = self.initial_images(real).requires_grad_(True)
-        syn_groups = torch.arange(k, device=syn.device).repeat_interleave(self.ipc)
-        syn_y = torch.tensor(real.classes, device=syn.device).repeat_interleave(self.ipc)
-        sampler = self.make_sampler(real)
-        params = [{"params": [syn], "lr": self.lr_img, "momentum": self.momentum}, *self.extra_parameters()]
-        opt = torch.optim.SGD(params, lr=self.lr_img, momentum=self.momentum)
-        augment = SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
-        gen = self._generator(2)
-        losses: list[float] = []
-        first, earlier = 0, 0.0
+        context = self.prepare(real)
+        images = self.initial_images(real).requires_grad_(True)
+        groups = torch.arange(k, device=images.device).repeat_interleave(self.ipc)
+        labels = torch.tensor(real.classes, device=images.device).repeat_interleave(self.ipc)
+        sampler = self.make_sampler(real, context)
+        declared = self.learned_tensors(real, images, context)
+        param_groups: list[dict[str, Any]] = [{"params": [images], "lr": self.lr_img, "momentum": self.momentum}]
+        for spec in declared.values():
+            if spec.trainable:
+                spec.value.requires_grad_(True)
+                momentum = self.momentum if spec.momentum is None else spec.momentum
+                param_groups.append({"params": [spec.value], "lr": spec.lr, "momentum": momentum})
+        opt = make_optimizer(self.optimizer, param_groups, self.lr_img, self.momentum)
+        return LoopState(
+            images=images, labels=labels, groups=groups, classes=list(real.classes),
+            learned={name: spec.value for name, spec in declared.items()}, optimizer=opt, sampler=sampler,
+            generator=self._generator(2), generators=self.make_generators(), augment=self.augmenter(real),
+            context={"real": real, **context},
+        )
+
+    def step_generator(self, state: LoopState, stream: str) -> torch.Generator:
+        """The generator of ``stream`` at this step."""
+        return state.generator
+
+    def step(self, state: LoopState, source: StatisticSource | RealData | None = None) -> torch.Tensor:
+        """Advance ``state`` by one step; returns the step's loss (on the device)."""
+        real = state.context["real"]
+        if source is None or isinstance(source, RealData):
+            source = BatchStatistic(source or real)
+        t, k = state.step, state.num_groups
+        net = state.sampler.sample(t)
+        xr = yr = gr = None
+        if self.uses_real_batch:
+            if not isinstance(source, BatchStatistic):
+                self.require_statistic()
+            if isinstance(source, BatchStatistic):
+                xr, yr, gr = source.batch(self, state)
+        if self.uses_synthetic_batch:
+            xs, ys, gs = self.expand_synthetic(state.images, state.labels, state.groups)
+        else:
+            xs, ys, gs = state.images, state.labels, state.groups
+        if state.augment is not None and self.uses_synthetic_batch:
+            aug: AugmentParams = state.augment.sample(k, tuple(xs.shape[-2:]), self.step_generator(state, "augment"))
+            xs = state.augment.apply(xs, aug, gs)
+            if xr is not None:
+                xr = state.augment.apply(xr, aug, gr)
+        batch = StepBatch(t, net, xr, yr, gr, xs, ys, gs, k)
+        if self.supports_statistic:
+            stat = self.real_statistic(net, xr, yr, gr, k)
+            loss = self.match(net, stat, batch, state)
+        else:
+            loss = self.objective(batch, state)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        state.record_loss(loss)
+        self.after_step(state, batch)
+        state.step = t + 1
+        if self.callback is not None:
+            # A copy: the optimizer updates the images in place, so a stored view would
+            # later show the final images instead of this step's.
+            self.callback(t, state.images.detach().clone(), state.labels.clone())
+        return loss
+
+    def _condense(self, real: RealData) -> Condensed:
+        run: RunOptions = getattr(self, "_run", None) or RunOptions()
+        state = self.init_state(real)
+        saved = self._saved_checkpoint(run, real)
+        earlier = 0.0
         if saved is not None:
-            self._restore_loop(saved, opt, gen, sampler)
-            first, losses, earlier = saved.step, list(saved.losses), saved.elapsed_seconds
+            state.load_state_dict(saved.arrays)
+            torch.set_rng_state(require(saved.arrays, "rng.global").to(torch.uint8))
+            state.step, state.losses, earlier = saved.step, list(saved.losses), saved.elapsed_seconds
+        first = state.step
         bar = progress(range(first, self.steps), self.show_progress, desc=self.method_name, initial=first, total=self.steps)
         for step in bar:
-            net = sampler.sample(step)
-            xr, yr, gr = real.balanced_batch(self.batch_real, gen) if self.uses_real_batch else (None, None, None)
-            xs, ys, gs = self.expand_synthetic(syn, syn_y, syn_groups)
-            if augment is not None:
-                aug: AugmentParams = augment.sample(k, tuple(xs.shape[-2:]), gen)
-                xs = augment.apply(xs, aug, gs)
-                if xr is not None:
-                    xr = augment.apply(xr, aug, gr)
-            batch = StepBatch(step, net, xr, yr, gr, xs, ys, gs, k)
-            loss = self.objective(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            self.after_step(batch, sampler)
-            if self.callback is not None:
-                # A copy: the optimizer updates syn in place, so a stored view would
-                # later show the final images instead of this step's.
-                self.callback(step, syn.detach().clone(), syn_y.clone())
+            self.step(state)
             if run.checkpoint is not None and ((step + 1) % run.checkpoint_every == 0 or step + 1 == self.steps):
+                arrays = {**state.state_dict(), "rng.global": torch.get_rng_state()}
                 LoopCheckpoint(
-                    step + 1, self._checkpoint_identity(run, real), losses,
-                    earlier + time.perf_counter() - run.started, self._loop_state(opt, gen, sampler),
+                    step + 1, self._checkpoint_identity(run, real), list(state.read_losses()),
+                    earlier + time.perf_counter() - run.started, arrays,
                 ).save(run.checkpoint)
-            if hasattr(bar, "set_postfix") and step % 10 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.4g}")
-        out = self.finish(syn, syn_y)
+            if hasattr(bar, "set_postfix") and step % self.LOSS_READ_EVERY == 0:
+                bar.set_postfix(loss=f"{state.read_losses()[-1]:.4g}")
+        losses = state.read_losses()
+        out = self.finish(state)
         out.meta.setdefault("final_loss", losses[-1] if losses else None)
         out.meta.setdefault("steps_run", len(losses))
         if saved is not None:
             out.meta["resumed"] = {"from_step": saved.step, "earlier_seconds": round(earlier, 3)}
         # amp="auto" means bf16 only where the hardware has it, so record what ran.
-        out.meta.setdefault("amp_resolved", "bf16" if self._embedder is not None and self._embedder.bf16 else None)
+        out.meta.setdefault("amp_resolved", "bf16" if self._real_embedder().bf16 else None)
         return out
 
     # ------------------------------------------------------------ checkpoints
@@ -404,41 +496,3 @@ class Distiller(Condenser):
                 f"{run.checkpoint} is at step {saved.step}, beyond steps={self.steps}: ask for at least {saved.step} steps"
             )
         return saved
-
-    def _loop_state(self, opt: torch.optim.Optimizer, gen: torch.Generator, sampler: NetworkSampler) -> StateDict:
-        """Every tensor the next step depends on."""
-        state: StateDict = {"rng.global": torch.get_rng_state(), "rng.loop": gen.get_state()}
-        if torch.device(self.device).type == "cuda":
-            state["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        learned = [p for group in opt.param_groups for p in group["params"]]
-        state.update({f"param.{i}": p.detach().cpu().clone() for i, p in enumerate(learned)})
-        state.update(prefixed(optimizer_state(opt), "optim."))
-        state.update(prefixed(sampler.state_dict(), "sampler."))
-        state.update(prefixed(self.extra_state(), "method."))
-        return state
-
-    def _restore_loop(self, saved: LoopCheckpoint, opt: torch.optim.Optimizer, gen: torch.Generator,
-                      sampler: NetworkSampler) -> None:
-        """Put a checkpoint's state into the freshly built loop (in place: methods hold the tensors)."""
-        arrays = saved.arrays
-        learned = [p for group in opt.param_groups for p in group["params"]]
-        stored = len(take(arrays, "param."))
-        if stored != len(learned):
-            raise InvalidCheckpointError(f"the checkpoint holds {stored} learned tensors, this run {len(learned)}")
-        # Samplers may build networks (drawing from the global generator): restore it last.
-        sampler.load_state_dict(take(arrays, "sampler."))
-        self.load_extra_state(take(arrays, "method."))
-        with torch.no_grad():
-            for i, p in enumerate(learned):
-                value = require(arrays, f"param.{i}")
-                if value.shape != p.shape:
-                    raise InvalidCheckpointError(f"learned tensor {i} has shape {tuple(value.shape)}, this run {tuple(p.shape)}")
-                p.copy_(value)
-        load_optimizer_state(opt, take(arrays, "optim."))
-        set_generator_state(gen, require(arrays, "rng.loop"), "rng.loop")
-        try:
-            if "rng.cuda" in arrays and torch.device(self.device).type == "cuda":
-                torch.cuda.set_rng_state(arrays["rng.cuda"].to(torch.uint8), self.device)
-            torch.set_rng_state(require(arrays, "rng.global").to(torch.uint8))
-        except RuntimeError as exc:
-            raise InvalidCheckpointError(f"rng.global: not a generator state ({exc})") from exc

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from condense.loop_state import LearnedTensor, LoopState
 from condense.methods.base import Condensed, Distiller, StepBatch
+from condense.real_data import RealData
 from condense.registry import register
 
 
@@ -30,6 +32,8 @@ class BPTT(Distiller):
     into the images and the step size. Random re-initialisation every step is
     the paper's "random initialisation" variant, which generalises to unseen
     initialisations.
+
+    No real-data statistic: the real loss is taken under a network trained on the synthetic set, so each real sample's contribution depends on the images being learned.
 
     Defaults and CPU scaling: the paper unrolls 10 steps x 3 epochs with a
     learned step size (initial 0.02) and Adam on the images; here
@@ -69,19 +73,20 @@ class BPTT(Distiller):
         self.learn_lr = learn_lr
         self.lr_lr = lr_lr
 
-    def extra_parameters(self) -> list[dict[str, Any]]:
+    def learned_tensors(self, real: RealData, images: torch.Tensor, context: dict[str, Any]) -> dict[str, LearnedTensor]:
+        """The log of the inner step size (learned with ``learn_lr``, else kept fixed)."""
         if self.inner_steps < 1:
             raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}")
         if self.inner_lr <= 0:
             raise ValueError(f"inner_lr must be > 0, got {self.inner_lr}")
-        self.log_inner_lr_ = torch.tensor(math.log(self.inner_lr), device=self.device, requires_grad=self.learn_lr)
-        return [{"params": [self.log_inner_lr_], "lr": self.lr_lr, "momentum": 0.0}] if self.learn_lr else []
+        log_lr = torch.tensor(math.log(self.inner_lr), device=self.device)
+        return {"log_lr": LearnedTensor(log_lr, self.lr_lr, 0.0, trainable=bool(self.learn_lr))}
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
+    def objective(self, batch: StepBatch, state: LoopState) -> torch.Tensor:
         net = batch.net
         params = {name: p.detach().requires_grad_(True) for name, p in net.named_parameters()}
         buffers = dict(net.named_buffers())
-        lr = self.log_inner_lr_.exp()
+        lr = state.learned["log_lr"].exp()
         for _ in range(self.inner_steps):
             out = functional_call(net, (params, buffers), (batch.syn_x,))
             loss = F.cross_entropy(out, batch.syn_y)
@@ -89,5 +94,6 @@ class BPTT(Distiller):
             params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
         return F.cross_entropy(functional_call(net, (params, buffers), (batch.real_x,)), batch.real_y)
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Condensed:
-        return Condensed(images.detach().cpu(), labels.cpu(), meta={"inner_lr": float(self.log_inner_lr_.detach().exp())})
+    def finish(self, state: LoopState) -> Condensed:
+        inner_lr = float(state.learned["log_lr"].detach().exp())
+        return Condensed(state.images.detach().cpu(), state.labels.cpu(), meta={"inner_lr": inner_lr})

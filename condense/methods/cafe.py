@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from condense.layer_features import layer_features
+from condense.loop_state import LoopState
 from condense.methods.base import Distiller, StepBatch
 from condense.real_data import group_means
 from condense.registry import register
@@ -62,7 +63,7 @@ class CAFE(Distiller):
         self.temperature = temperature
         self.layer_weights = layer_weights
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
+    def objective(self, batch: StepBatch, state: LoopState) -> torch.Tensor:
         net, k = batch.net, batch.num_groups
         with self.real_forward():
             real_feats = [f.float() for f in layer_features(net, batch.real_x)]

@@ -13,15 +13,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
 from condense.augment import SiameseAugment, default_strategy
 from condense.checkpoint import (
     load_module_state, load_optimizer_state, optimizer_state, prefixed, require, set_generator_state, take,
 )
-from condense.methods.base import Distiller, StepBatch
+from condense.loop_state import LoopState
+from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData
 from condense.registry import register
 from condense.samplers import NetworkSampler, reinitialize
+from condense.statistic import ClassStatistic
 
 # (outer_loop, inner_loop) by images per class, as in the official code.
 LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -152,6 +155,10 @@ class GradientMatching(Distiller):
     starts from real images (the official default is noise), which converges
     in far fewer steps.
 
+    Real-data statistic: per class, the summed gradient of the real samples'
+    cross-entropy (one backward per class); per-sample rows (for clipping)
+    come from ``torch.func``.
+
     Args:
         outer_loop, inner_loop: ``None`` picks the official values for ``ipc``.
         lr_net: SGD learning rate of the inner loop.
@@ -170,27 +177,15 @@ class GradientMatching(Distiller):
         lr_img: float = 0.1,
         momentum: float = 0.5,
         batch_real: int = 256,
-        init: str = "real",
         dsa: bool = False,
-        dsa_strategy: str | None = None,
-        model: str = "convnet",
-        model_kwargs: dict[str, Any] | None = None,
-        amp: str | None = "auto",
         outer_loop: int | None = None,
         inner_loop: int | None = None,
         lr_net: float = 0.01,
         batch_train: int = 256,
         distance: str = "ours",
-        seed: int = 0,
-        device: str = "cpu",
-        show_progress: bool = True,
-        callback: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            ipc=ipc, steps=steps, lr_img=lr_img, momentum=momentum, batch_real=batch_real, init=init, dsa=dsa,
-            dsa_strategy=dsa_strategy, model=model, model_kwargs=model_kwargs, amp=amp, seed=seed, device=device,
-            show_progress=show_progress, callback=callback,
-        )
+        super().__init__(ipc=ipc, steps=steps, lr_img=lr_img, momentum=momentum, batch_real=batch_real, dsa=dsa, **kwargs)
         self.outer_loop = outer_loop
         self.inner_loop = inner_loop
         self.lr_net = lr_net
@@ -202,47 +197,71 @@ class GradientMatching(Distiller):
         outer, inner = default_loops(self.ipc)
         return (self.outer_loop or outer, inner if self.inner_loop is None else self.inner_loop)
 
-    # The loop owns the synthetic tensor; keep a handle so the inner loop trains on its current value.
-    def initial_images(self, real: RealData) -> torch.Tensor:
-        self._images = super().initial_images(real)
-        return self._images
-
-    def make_sampler(self, real: RealData) -> NetworkSampler:
+    def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
         gradient_distance([torch.ones(1, 1)], [torch.ones(1, 1)], self.distance)  # bad names fail before any work
         outer, inner = self.loops()
-        augment = SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
         return TrainedAlongSampler(
-            lambda: self.build_network(real), self.device, outer, inner, self.lr_net, self.batch_train, augment,
-            self._generator(3),
+            lambda: self.build_network(real), self.device, outer, inner, self.lr_net, self.batch_train,
+            self.augmenter(real), self._generator(3),
         )
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
-        net = batch.net
+    supports_statistic = True
+
+    def sample_statistic(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Each real sample's gradient of its cross-entropy, flattened over the weights ``(B, D)`` (torch.func)."""
+        params = {n: p.detach() for n, p in net.named_parameters() if p.requires_grad}
+        buffers = dict(net.named_buffers())
+
+        def loss_of(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+            out = functional_call(net, (p, buffers), (xi.unsqueeze(0),))
+            return F.cross_entropy(out, yi.unsqueeze(0))
+
+        grads = vmap(grad(loss_of), in_dims=(None, 0, 0))(params, x, y)
+        return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1).detach()
+
+    def real_statistic(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor,
+                       num_groups: int) -> ClassStatistic:
+        """Per class, the summed gradient of the real samples' cross-entropy: one backward per class."""
         params = [p for p in net.parameters() if p.requires_grad]
-        loss = batch.syn_x.new_zeros(())
-        for g in range(batch.num_groups):
-            real_mask, syn_mask = batch.real_groups == g, batch.syn_groups == g
-            xr, yr = batch.real_x[real_mask], batch.real_y[real_mask]
-            xs, ys = batch.syn_x[syn_mask], batch.syn_y[syn_mask]
+        sums, counts = [], []
+        for g in range(num_groups):
+            mask = groups == g
+            n = int(mask.sum())
+            if n == 0:
+                sums.append(torch.cat([p.new_zeros(p.numel()) for p in params]))
+                counts.append(0.0)
+                continue
+            xr, yr = x[mask], y[mask]
             if self._real_embedder().bf16:  # decided once per run, as for the no-grad real forwards
                 # The real gradient is a fixed target: computing it in bfloat16 is much cheaper on capable CPUs/GPUs.
                 with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
                     out_real = net(xr)
-                real_loss = F.cross_entropy(out_real.float(), yr)
+                real_loss = F.cross_entropy(out_real.float(), yr, reduction="sum")
             else:
-                real_loss = F.cross_entropy(net(xr), yr)
-            g_real = [t.detach() for t in torch.autograd.grad(real_loss, params)]
+                real_loss = F.cross_entropy(net(xr), yr, reduction="sum")
+            sums.append(torch.cat([t.detach().reshape(-1) for t in torch.autograd.grad(real_loss, params)]))
+            counts.append(float(n))
+        return ClassStatistic(torch.stack(sums), torch.tensor(counts, device=sums[0].device))
+
+    def match(self, net: nn.Module, stat: ClassStatistic, batch: StepBatch, state: LoopState) -> torch.Tensor:
+        params = [p for p in net.parameters() if p.requires_grad]
+        means = stat.means()
+        loss = batch.syn_x.new_zeros(())
+        for g in range(batch.num_groups):
+            syn_mask = batch.syn_groups == g
+            xs, ys = batch.syn_x[syn_mask], batch.syn_y[syn_mask]
+            g_real = list(torch.split(means[g], [p.numel() for p in params]))
+            g_real = [t.view_as(p) for t, p in zip(g_real, params)]
             g_syn = torch.autograd.grad(F.cross_entropy(net(xs), ys), params, create_graph=True)
             loss = loss + gradient_distance(list(g_syn), g_real, self.distance)
         return loss
 
-    def after_step(self, batch: StepBatch, sampler: NetworkSampler) -> None:
-        assert isinstance(sampler, TrainedAlongSampler)
-        sampler.train_along(batch.step, self._images, batch.syn_y)
+    def after_step(self, state: LoopState, batch: StepBatch) -> None:
+        assert isinstance(state.sampler, TrainedAlongSampler)
+        state.sampler.train_along(batch.step, state.images, state.labels)
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Any:
-        out = super().finish(images, labels)
+    def finish(self, state: LoopState) -> Condensed:
+        out = super().finish(state)
         outer, inner = self.loops()
         out.meta.update(outer_loop=outer, inner_loop=inner)
-        self._images = None
         return out

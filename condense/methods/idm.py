@@ -21,10 +21,12 @@ from condense.checkpoint import (
 )
 from condense.errors import CondenseError, InsufficientSamplesError
 from condense.formation import check_factor, compose_formation, expand_formation
+from condense.loop_state import LoopState
 from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData, group_means
 from condense.registry import register
 from condense.samplers import NetworkSampler
+from condense.statistic import ClassStatistic
 
 
 class TrainedQueueSampler(NetworkSampler):
@@ -118,6 +120,10 @@ class IDM(Distiller):
     * **Class-aware regulariser**: ``ce_weight`` times the cross-entropy of the
       sampled network on the (expanded, augmented) synthetic images.
     The matching loss is DM's per-class squared distance of mean embeddings.
+    Real-data statistic: per class, the sum of the real images' embeddings
+    (the CE regulariser reads synthetic images only). The sampler trains its
+    networks on real data, outside the statistic: a private run must account
+    for that or train the queue on other data.
 
     Defaults and CPU scaling: the paper uses factor 2, a queue of 100 networks
     with a new one every 30 steps, 10 training steps per fetched network,
@@ -133,6 +139,8 @@ class IDM(Distiller):
         queue_size, refresh_every, net_train_steps, net_batch, net_lr: the sampler.
         Other arguments: see :class:`condense.methods.base.Distiller`.
     """
+
+    supports_statistic = True
 
     def __init__(
         self,
@@ -159,8 +167,8 @@ class IDM(Distiller):
         self.net_batch = net_batch
         self.net_lr = net_lr
 
-    def make_sampler(self, real: RealData) -> NetworkSampler:
-        augment = SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
+    def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
+        augment = self.augmenter(real)
         return TrainedQueueSampler(
             lambda: self.build_network(real),
             real,
@@ -202,15 +210,18 @@ class IDM(Distiller):
         x, y, _ = expand_formation(syn, labels, None, self.factor)
         return x, y, groups.repeat_interleave(self.factor**2)
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
-        net, k = batch.net, batch.num_groups
-        real_emb = self.embed_real(net, batch.real_x)
+    def sample_statistic(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Each real image's embedding, as DM (the CE regulariser reads only synthetic images)."""
+        return self.embed_real(net, x).float()
+
+    def match(self, net: nn.Module, stat: ClassStatistic, batch: StepBatch, state: LoopState) -> torch.Tensor:
+        k = batch.num_groups
         syn_emb = net.embed(batch.syn_x)
-        diff = group_means(real_emb, batch.real_groups, k) - group_means(syn_emb, batch.syn_groups, k)
+        diff = stat.means() - group_means(syn_emb, batch.syn_groups, k)
         loss = diff.pow(2).sum()
         if self.ce_weight > 0:
             loss = loss + self.ce_weight * F.cross_entropy(net.classifier(syn_emb), batch.syn_y)
         return loss
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Condensed:
-        return Condensed(images.detach().cpu(), labels.cpu(), meta={"formation_factor": int(self.factor)})
+    def finish(self, state: LoopState) -> Condensed:
+        return Condensed(state.images.detach().cpu(), state.labels.cpu(), formation_factor=int(self.factor))

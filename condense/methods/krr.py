@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from condense.errors import InsufficientSamplesError
+from condense.loop_state import LearnedTensor, LoopState
 from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData
 from condense.registry import register
@@ -25,6 +26,8 @@ class KernelRidgeRegression(Distiller):
     """Fit kernel ridge regression on the synthetic set, score it on a real batch,
     and move the synthetic images (and, with ``learn_labels``, their labels) to
     lower that score.
+
+    No real-data statistic: the loss is quadratic in each real embedding, so its real side needs the embeddings' D x D second moment, not the per-class sums the statistic interface carries.
 
     With features ``phi`` the loss of one step is::
 
@@ -105,29 +108,27 @@ class KernelRidgeRegression(Distiller):
             )
         if not 0.0 < self.label_init_confidence < 1.0:
             raise ValueError(f"label_init_confidence must lie in (0, 1), got {self.label_init_confidence}")
-        images = super().initial_images(real)
-        self.classes_ = list(real.classes)
-        self.num_classes_ = real.num_classes
+        return super().initial_images(real)
+
+    def learned_tensors(self, real: RealData, images: torch.Tensor, context: dict[str, Any]) -> dict[str, LearnedTensor]:
+        """With ``learn_labels``: per-image label logits over the present classes."""
+        if not self.learn_labels:
+            return {}
         k = len(real.classes)
         # Logit gap so that softmax over the k present classes gives the wanted confidence.
         p = self.label_init_confidence
         gap = math.log(p * (k - 1) / (1 - p))
         present = torch.full((images.shape[0], k), 0.0, device=images.device)
         present[torch.arange(images.shape[0]), torch.arange(k, device=images.device).repeat_interleave(self.ipc)] = gap
-        self.label_logits_ = present.requires_grad_(self.learn_labels)
-        return images
+        return {"label_logits": LearnedTensor(present, self.lr_label, self.momentum)}
 
-    def extra_parameters(self) -> list[dict[str, Any]]:
-        if not self.learn_labels:
-            return []
-        return [{"params": [self.label_logits_], "lr": self.lr_label, "momentum": self.momentum}]
-
-    def _targets(self, k: int) -> torch.Tensor:
+    def _targets(self, state: LoopState) -> torch.Tensor:
+        k = state.num_groups
         if self.learn_labels:
-            return F.softmax(self.label_logits_, dim=1) - 1.0 / k
-        return F.one_hot(torch.arange(k, device=self.label_logits_.device).repeat_interleave(self.ipc), k).float() - 1.0 / k
+            return F.softmax(state.learned["label_logits"], dim=1) - 1.0 / k
+        return F.one_hot(state.groups, k).float() - 1.0 / k
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
+    def objective(self, batch: StepBatch, state: LoopState) -> torch.Tensor:
         net, k = batch.net, batch.num_groups
         phi_r = self.embed_real(net, batch.real_x)
         phi_s = net.embed(batch.syn_x)
@@ -137,15 +138,16 @@ class KernelRidgeRegression(Distiller):
         n = k_ss.shape[0]
         lam = self.ridge * k_ss.diagonal().mean().detach().clamp_min(1e-12)
         eye = torch.eye(n, device=k_ss.device, dtype=k_ss.dtype)
-        alpha = torch.linalg.solve(k_ss + lam * eye, self._targets(k))
+        alpha = torch.linalg.solve(k_ss + lam * eye, self._targets(state))
         y_real = F.one_hot(batch.real_groups, k).float() - 1.0 / k
         return 0.5 * (k_rs @ alpha - y_real).pow(2).sum(1).mean()
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Condensed:
+    def finish(self, state: LoopState) -> Condensed:
+        images, labels = state.images.detach().cpu(), state.labels.cpu()
         if not self.learn_labels:
-            return Condensed(images.detach().cpu(), labels.cpu(), meta={"learned_labels": False})
+            return Condensed(images, labels, meta={"learned_labels": False})
         # Columns of absent classes get a logit far below the rest (probability ~0).
-        present = self.label_logits_.detach().cpu()
-        soft = torch.full((present.shape[0], self.num_classes_), float(present.min()) - 30.0)
-        soft[:, self.classes_] = present
-        return Condensed(images.detach().cpu(), labels.cpu(), soft, meta={"learned_labels": True})
+        present = state.learned["label_logits"].detach().cpu()
+        soft = torch.full((present.shape[0], state.context["real"].num_classes), float(present.min()) - 30.0)
+        soft[:, state.classes] = present
+        return Condensed(images, labels, soft, meta={"learned_labels": True})

@@ -28,6 +28,7 @@ from condense.experts import (
     train_experts,
     unflatten_parameters,
 )
+from condense.loop_state import LearnedTensor, LoopState
 from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData
 from condense.registry import register
@@ -121,9 +122,12 @@ class TrajectoryMatching(Distiller):
     network from scratch). This objective reads no real batch, so the
     shared loop draws none (``uses_real_batch = False``); each student step
     draws its own per-image DSA parameters, as the paper's code does.
+
+    No real-data statistic: real data enters only through the expert trajectories, trained before distillation.
     """
 
     uses_real_batch = False
+    uses_synthetic_batch = False
 
     def __init__(
         self,
@@ -132,12 +136,6 @@ class TrajectoryMatching(Distiller):
         lr_img: float = 10.0,
         momentum: float = 0.5,
         batch_real: int = 1,
-        init: str = "real",
-        dsa: bool = True,
-        dsa_strategy: str | None = None,
-        model: str = "convnet",
-        model_kwargs: dict[str, Any] | None = None,
-        amp: str | None = "auto",
         syn_steps: int = 20,
         expert_epochs: int = 2,
         max_start_epoch: int = 4,
@@ -155,16 +153,9 @@ class TrajectoryMatching(Distiller):
         expert_max_samples: int | None = None,
         expert_batch_size: int = 256,
         expert_seed: int = 0,
-        seed: int = 0,
-        device: str = "cpu",
-        show_progress: bool = True,
-        callback: Any = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            ipc=ipc, steps=steps, lr_img=lr_img, momentum=momentum, batch_real=batch_real, init=init, dsa=dsa,
-            dsa_strategy=dsa_strategy, model=model, model_kwargs=model_kwargs, amp=amp, seed=seed, device=device,
-            show_progress=show_progress, callback=callback,
-        )
+        super().__init__(ipc=ipc, steps=steps, lr_img=lr_img, momentum=momentum, batch_real=batch_real, **kwargs)
         self.syn_steps = syn_steps
         self.expert_epochs = expert_epochs
         self.max_start_epoch = max_start_epoch
@@ -210,11 +201,8 @@ class TrajectoryMatching(Distiller):
         return buffer, path
 
     # ------------------------------------------------------------ loop hooks
-    def initial_images(self, real: RealData) -> torch.Tensor:
-        self._images = super().initial_images(real)
-        return self._images
-
-    def make_sampler(self, real: RealData) -> NetworkSampler:
+    def prepare(self, real: RealData) -> dict[str, Any]:
+        """The expert buffer and the student network (run-scoped, in ``state.context``)."""
         if self.meta_gradient not in META_GRADIENTS:
             raise CondenseError(f"meta_gradient must be one of {META_GRADIENTS}, got '{self.meta_gradient}'")
         if self.syn_steps < 1:
@@ -222,91 +210,88 @@ class TrajectoryMatching(Distiller):
         if self.soft_label_init not in ("expert", "onehot"):
             raise CondenseError(f"soft_label_init must be 'expert' or 'onehot', got '{self.soft_label_init}'")
         buffer, path = self.load_or_build_experts(real)
-        self._student: nn.Module = self.build_network(real).to(self.device)
-        buffer.check_compatible(self._student, real)
-        self._buffer, self._buffer_path = buffer, path
-        self._shapes = buffer.shapes
-        self._augment = SiameseAugment(self.dsa_strategy or default_strategy(real.x.shape[1])) if self.dsa else None
-        self._gen = self._generator(4)
-        self._syn_lr = torch.tensor(float(self.lr_teacher), device=self.device, requires_grad=True)
-        self._soft = None
-        labels = torch.tensor(real.classes, device=self.device).repeat_interleave(self.ipc)
+        student = self.build_network(real).to(self.device)
+        buffer.check_compatible(student, real)
+        return {"buffer": buffer, "buffer_path": path, "student": student, "shapes": buffer.shapes}
+
+    def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
+        assert context is not None
+        return ExpertSampler(context["buffer"], self.max_start_epoch, self.expert_epochs, self.device, self._generator(5))
+
+    def make_generators(self) -> dict[str, torch.Generator]:
+        """The generator of the student's minibatches and augmentations."""
+        return {"student": self._generator(4)}
+
+    def learned_tensors(self, real: RealData, images: torch.Tensor, context: dict[str, Any]) -> dict[str, LearnedTensor]:
+        """The student's step size ``syn_lr`` and, with ``soft_labels``, per-image label logits."""
+        learned = {"syn_lr": LearnedTensor(torch.tensor(float(self.lr_teacher), device=self.device), self.lr_lr, 0.5)}
         if self.soft_labels:
             if self.soft_label_init == "expert":
-                final = unflatten_parameters(buffer.trajectories[0][-1].to(self.device), self._shapes)
+                final = unflatten_parameters(context["buffer"].trajectories[0][-1].to(self.device), context["shapes"])
                 with torch.no_grad():
-                    logits = functional_call(self._student, final, (self._images.detach(),))
+                    logits = functional_call(context["student"], final, (images.detach(),))
             else:
+                labels = torch.tensor(real.classes, device=self.device).repeat_interleave(self.ipc)
                 logits = F.one_hot(labels, real.num_classes).float() * 5.0
-            self._soft = logits.detach().clone().requires_grad_(True)
-        return ExpertSampler(buffer, self.max_start_epoch, self.expert_epochs, self.device, self._generator(5))
+            learned["soft_labels"] = LearnedTensor(logits.detach().clone(), self.lr_label, 0.9)
+        return learned
 
-    def extra_parameters(self) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = [{"params": [self._syn_lr], "lr": self.lr_lr, "momentum": 0.5}]
-        if self._soft is not None:
-            groups.append({"params": [self._soft], "lr": self.lr_label, "momentum": 0.9})
-        return groups
-
-    def extra_state(self) -> dict[str, torch.Tensor]:
-        """The generator of the student's minibatches and augmentations (the learned tensors are the optimizer's)."""
-        return {"student_generator": self._gen.get_state()}
-
-    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
-        set_generator_state(self._gen, require(state, "student_generator"), "student generator")
-
-    def after_step(self, batch: StepBatch, sampler: NetworkSampler) -> None:
+    def after_step(self, state: LoopState, batch: StepBatch) -> None:
         with torch.no_grad():
-            self._syn_lr.clamp_(min=1e-6)  # a negative step size would train the student backwards
+            state.learned["syn_lr"].clamp_(min=1e-6)  # a negative step size would train the student backwards
 
-    def finish(self, images: torch.Tensor, labels: torch.Tensor) -> Condensed:
-        soft = None if self._soft is None else self._soft.detach().cpu()
+    def finish(self, state: LoopState) -> Condensed:
+        soft = state.learned.get("soft_labels")
+        buffer = state.context["buffer"]
+        syn_lr = float(state.learned["syn_lr"].detach())
         meta = {
-            "syn_lr": float(self._syn_lr.detach()),
+            "syn_lr": syn_lr,
             "meta_gradient": self.meta_gradient,
-            "experts": {"path": str(self._buffer_path), "num_experts": self._buffer.num_experts, "epochs": self._buffer.epochs},
+            "experts": {"path": str(state.context["buffer_path"]), "num_experts": buffer.num_experts, "epochs": buffer.epochs},
         }
-        self._images = None
-        return Condensed(images.detach().cpu(), labels.cpu(), soft, meta)
+        return Condensed(state.images.detach().cpu(), state.labels.cpu(), None if soft is None else soft.detach().cpu(), meta,
+                         learned_lr=syn_lr)
 
     # ------------------------------------------------------------ the student
-    def _student_plan(self, n: int) -> list[tuple[torch.Tensor, AugmentParams | None]]:
+    def _student_plan(self, state: LoopState) -> list[tuple[torch.Tensor, AugmentParams | None]]:
         """Minibatch indices and augmentation draws of every student step, fixed up front
         so the reverse pass replays exactly the forward pass."""
+        n, gen, augment = state.images.shape[0], state.generators["student"], state.augment
         batch = self.batch_syn or n
         plan, order = [], torch.empty(0, dtype=torch.long)
         for _ in range(self.syn_steps):
             if order.numel() < batch:
-                order = torch.cat([order, torch.randperm(n, generator=self._gen)])
+                order = torch.cat([order, torch.randperm(n, generator=gen)])
             idx, order = order[:batch], order[batch:]
-            aug = self._augment.sample(idx.numel(), tuple(self._images.shape[-2:]), self._gen) if self._augment else None
+            aug = augment.sample(idx.numel(), tuple(state.images.shape[-2:]), gen) if augment else None
             plan.append((idx.to(self.device), aug))
         return plan
 
-    def _student_loss(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
+    def _student_loss(self, state: LoopState, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
                       idx: torch.Tensor, aug: AugmentParams | None) -> torch.Tensor:
         xb = x[idx]
         if aug is not None:
-            xb = self._augment.apply(xb, aug)  # type: ignore[union-attr]
-        out = functional_call(self._student, unflatten_parameters(w, self._shapes), (xb,))
+            xb = state.augment.apply(xb, aug)  # type: ignore[union-attr]
+        out = functional_call(state.context["student"], unflatten_parameters(w, state.context["shapes"]), (xb,))
         if soft is None:
             return F.cross_entropy(out, y[idx])
         return -(F.softmax(soft[idx], 1) * F.log_softmax(out, 1)).sum(1).mean()
 
-    def objective(self, batch: StepBatch) -> torch.Tensor:
+    def objective(self, batch: StepBatch, state: LoopState) -> torch.Tensor:
         seg: ExpertSegment = batch.net
-        x, y, soft, lr = self._images, batch.syn_y, self._soft, self._syn_lr
-        plan = self._student_plan(x.shape[0])
+        x, y, soft, lr = state.images, state.labels, state.learned.get("soft_labels"), state.learned["syn_lr"]
+        plan = self._student_plan(state)
         start, target = seg.start, seg.target
         denom = (start - target).pow(2).sum().clamp_min(1e-12)
         if self.meta_gradient == "unrolled":
             w = start.clone().requires_grad_(True)
             for idx, aug in plan:
-                g = torch.autograd.grad(self._student_loss(w, x, y, soft, idx, aug), w, create_graph=True)[0]
+                g = torch.autograd.grad(self._student_loss(state, w, x, y, soft, idx, aug), w, create_graph=True)[0]
                 w = w - lr * g
             return (w - target).pow(2).sum() / denom
-        return self._adjoint_objective(plan, start, target, denom, x, y, soft, lr)
+        return self._adjoint_objective(state, plan, start, target, denom, x, y, soft, lr)
 
-    def _adjoint_objective(self, plan: list, start: torch.Tensor, target: torch.Tensor, denom: torch.Tensor,
+    def _adjoint_objective(self, state: LoopState, plan: list, start: torch.Tensor, target: torch.Tensor, denom: torch.Tensor,
                            x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None, lr: torch.Tensor) -> torch.Tensor:
         """Meta-gradient by a reverse sweep with recomputation; returns a surrogate whose
         value is the loss and whose gradient (to images, syn_lr, soft labels) is the meta-gradient."""
@@ -316,7 +301,7 @@ class TrajectoryMatching(Distiller):
         points = [start.detach()]
         for idx, aug in plan:  # forward: parameter vectors only, no graph kept
             w = points[-1].clone().requires_grad_(True)
-            g = torch.autograd.grad(self._student_loss(w, x_d, y, soft_d, idx, aug), w)[0]
+            g = torch.autograd.grad(self._student_loss(state, w, x_d, y, soft_d, idx, aug), w)[0]
             points.append((w - alpha * g).detach())
         final = points[-1]
         loss_value = (final - target).pow(2).sum() / denom
@@ -330,7 +315,7 @@ class TrajectoryMatching(Distiller):
             w = points[i].clone().requires_grad_(True)
             xi = x_d.clone().requires_grad_(True)
             si = None if soft_d is None else soft_d.clone().requires_grad_(True)
-            g = torch.autograd.grad(self._student_loss(w, xi, y, si, idx, aug), w, create_graph=True)[0]
+            g = torch.autograd.grad(self._student_loss(state, w, xi, y, si, idx, aug), w, create_graph=True)[0]
             inputs = [xi] + ([w] if exact else []) + ([si] if si is not None else [])
             vjp = torch.autograd.grad((g * adj).sum(), inputs, allow_unused=True)
             grad_lr = grad_lr - (adj * g.detach()).sum()  # w_{i+1} = w_i - lr g_i
