@@ -7,11 +7,12 @@ crash while writing keeps the previous file), and a later ``fit`` with the same
 path continues from the step saved there. On the CPU the continued run ends
 with exactly the set an uninterrupted run gives.
 
-Saved: the step reached, the losses so far, the condensation time so far, the
-synthetic images and every other learned tensor (labels, step sizes) with
-their optimizer state, the random generators (torch's global one, the loop's,
-and those of the network sampler and the method), and the networks a sampler
-trains along the way (DC/DSA, IDM).
+Saved: the step reached, the losses so far, the condensation time so far, and
+:meth:`condense.loop_state.LoopState.state_dict`: the synthetic images and
+every other learned tensor (labels, step sizes) by name with their optimizer
+state, the random generators (the loop's, the network sampler's and the
+method's; per-step draws are derived from the seed and the step), and the
+networks a sampler trains along the way (DC/DSA, IDM).
 
 The file also records what made it: method, IPC, seed, hyperparameters and the
 source data's fingerprint. Resuming anything else raises
@@ -36,7 +37,7 @@ import torch
 from condense.errors import CondenseError
 from condense.serialization import npy_member_header, write_npz_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the LoopState's state (named learned tensors, no global generator)
 # Hostile headers could ask for any size: refuse files whose arrays would take more than this.
 MAX_LOAD_BYTES = 8 * 1024**3
 # Array names are ours (``param.0``, ``sampler.queue.3.weight`` ...): anything else is refused.

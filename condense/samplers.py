@@ -9,6 +9,9 @@ import torch
 from torch import nn
 
 from condense.checkpoint import InvalidCheckpointError
+from condense.seeding import reinitialize, step_generator
+
+__all__ = ["NetworkSampler", "RandomInitSampler", "reinitialize", "step_generator"]
 
 
 class NetworkSampler(ABC):
@@ -30,28 +33,23 @@ class NetworkSampler(ABC):
             raise InvalidCheckpointError(f"{type(self).__name__} keeps no state, the checkpoint has {sorted(state)[:3]}")
 
 
-def reinitialize(net: nn.Module) -> nn.Module:
-    """Draw fresh weights for every layer (uses torch's global RNG)."""
-    for module in net.modules():
-        if module is not net and hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return net
-
-
 class RandomInitSampler(NetworkSampler):
-    """A freshly initialised network at every step (DM, CAFE, KRR pools).
+    """A freshly initialised network at every step (DM, CAFE, KRR, BPTT).
 
-    The network is built once and re-initialised in place, which is much
-    cheaper than building it anew. With ``frozen`` its weights need no gradient:
-    only the synthetic images are learned.
+    The weights of step ``t`` are drawn from ``step_generator(seed, t, "net")``:
+    they depend only on the seed and the step, so every worker (and a resumed
+    run) draws the same network. The network is built once and re-initialised
+    in place, which is much cheaper than building it anew. With ``frozen`` its
+    weights need no gradient: only the synthetic images are learned.
     """
 
-    def __init__(self, build: Callable[[], nn.Module], device: str, frozen: bool = True) -> None:
+    def __init__(self, build: Callable[[], nn.Module], device: str, frozen: bool = True, seed: int = 0) -> None:
         self.net = build().to(device)
         self.frozen = frozen
+        self.seed = seed
         if frozen:
             self.net.requires_grad_(False)
 
     def sample(self, step: int) -> nn.Module:
-        net = reinitialize(self.net)
+        net = reinitialize(self.net, step_generator(self.seed, step, "net"))
         return net.train()

@@ -107,6 +107,6 @@ class BatchStatistic:
     def statistic(self, method: "Distiller", net: nn.Module, state: "LoopState",
                   augment: "AugmentParams | None") -> ClassStatistic:
         x, y, groups = self.batch(method, state)
-        if augment is not None:
-            x = method.augmenter(self.real).apply(x, augment, groups)
+        if augment is not None and state.augment is not None:
+            x = state.augment.apply(x, augment, groups)
         return method.real_statistic(net, x, y, groups, len(self.real.classes))

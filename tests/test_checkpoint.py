@@ -183,9 +183,9 @@ def test_hostile_or_corrupt_files_are_refused(digits, tmp_path) -> None:
         (lambda p: p.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]), "not a readable checkpoint"),
         (lambda p: _rewrite(good, p, add={"evil.npy": _npy(np.array([{"a": 1}], dtype=object))}), "Python objects"),
         (lambda p: _rewrite(good, p, add={"../escape.npy": _npy(np.zeros(1))}), "unexpected member"),
-        (lambda p: _rewrite(good, p, replace={"meta_json.npy": _npy(np.array('{"format_version": 99}'))}), "of format 1"),
+        (lambda p: _rewrite(good, p, replace={"meta_json.npy": _npy(np.array('{"format_version": 99}'))}), "of format 2"),
         (lambda p: _rewrite(good, p, replace={"meta_json.npy": _npy(np.array(
-            '{"format_version": 1, "step": 2, "identity": {}, "losses": [1.0], "elapsed_seconds": 1}'))}), "losses must be"),
+            '{"format_version": 2, "step": 2, "identity": {}, "losses": [1.0], "elapsed_seconds": 1}'))}), "losses must be"),
         (lambda p: _rewrite(good, p, replace={"rng.loop.npy": _npy(np.zeros(3, np.uint8))}), "not a generator state"),
         (lambda p: _rewrite(good, p, replace={"learned.images.npy": _npy(np.zeros((1, 1, 4, 4), np.float32))}), "has shape"),
         (lambda p: _rewrite(good, p, replace={"optim.0.momentum_buffer.npy": _npy(np.zeros(3, np.float32))}),

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from condense.augment import AugmentParams, SiameseAugment, default_strategy
-from condense.checkpoint import InvalidCheckpointError, LoopCheckpoint, require
+from condense.checkpoint import InvalidCheckpointError, LoopCheckpoint
 from condense.data.adapters import as_tensor_data
 from condense.divergence import check_not_diverged
 from condense.errors import InvalidParameterError, require_int
@@ -28,11 +28,14 @@ from condense.models import build_model
 from condense.loop_state import OPTIMIZERS, LearnedTensor, LoopState, make_optimizer
 from condense.progress import progress
 from condense.real_data import RealData
+from condense.normalization import Normalization
 from condense.real_embedding import RealEmbedder
+from condense.seeding import step_generator
 from condense.samplers import NetworkSampler, RandomInitSampler
 from condense.serialization import json_safe
 from condense.statistic import BatchStatistic, ClassStatistic, StatisticSource, StatisticUnsupportedError
 from condense.synthetic_set import SyntheticSet
+from condense.training import isolated_rng
 
 
 # Hyperparameters that say how a run is shown or placed, not what it makes.
@@ -94,10 +97,16 @@ class Condenser(ABC):
         return self
 
     def fit(
-        self, data: Any, num_classes: int | None = None, *, checkpoint: str | Path | None = None,
-        checkpoint_every: int = 100,
+        self, data: Any, num_classes: int | None = None, *, normalization: Normalization | None = None,
+        checkpoint: str | Path | None = None, checkpoint_every: int = 100,
     ) -> "Condenser":
         """Condense ``data`` (anything :func:`condense.data.as_tensor_data` takes).
+
+        ``normalization``: the per-channel normalization to work in (shards,
+        streams and clients pass one shared value); ``None`` computes it once
+        from ``data``. Either way it is recorded in the set's ``normalization``.
+        The run draws every random number from generators derived from
+        ``seed`` and leaves torch's global generator as it found it.
 
         With ``checkpoint``, a distillation run saves its state to that file every
         ``checkpoint_every`` steps and after the last, and a run that finds the
@@ -107,12 +116,14 @@ class Condenser(ABC):
         require_int("ipc", self.ipc, 1)  # before any work: ipc=2.0 would fail deep inside as a TypeError
         require_int("checkpoint_every", checkpoint_every, 1)
         source = as_tensor_data(data, num_classes)
-        torch.manual_seed(self.seed)
         start = time.perf_counter()
         self._run = RunOptions(None if checkpoint is None else Path(checkpoint), checkpoint_every, source.fingerprint(), start)
         try:
-            real = RealData.prepare(source, self.device, ipc=self.ipc)
-            out = self._condense(real)
+            # Every draw comes from generators derived from ``seed``; building networks still touches
+            # torch's global generator, so the run works on a copy and leaves the caller's as it was.
+            with isolated_rng(self.device):
+                real = RealData.prepare(source, self.device, normalization=normalization, ipc=self.ipc)
+                out = self._condense(real)
             check_not_diverged(self.method_name, out.images, real.x)
         finally:
             self._run = RunOptions()
@@ -301,7 +312,7 @@ class Distiller(Condenser):
 
     def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
         """Default: a freshly initialised, frozen network each step."""
-        return RandomInitSampler(lambda: self.build_network(real), self.device, frozen=True)
+        return RandomInitSampler(lambda: self.build_network(real), self.device, frozen=True, seed=self.seed)
 
     def learned_tensors(self, real: RealData, images: torch.Tensor, context: dict[str, Any]) -> dict[str, LearnedTensor]:
         """What the method learns besides the images (soft labels, step sizes), by name."""
@@ -403,36 +414,43 @@ class Distiller(Condenser):
         )
 
     def step_generator(self, state: LoopState, stream: str) -> torch.Generator:
-        """The generator of ``stream`` at this step."""
-        return state.generator
+        """The generator of ``stream`` (``"batch"``, ``"augment"``, ...) at step ``state.step``:
+        it depends only on ``(seed, step, stream)``, so every worker draws the same."""
+        return step_generator(self.seed, state.step, stream)
 
     def step(self, state: LoopState, source: StatisticSource | RealData | None = None) -> torch.Tensor:
-        """Advance ``state`` by one step; returns the step's loss (on the device)."""
-        real = state.context["real"]
+        """Advance ``state`` by one step; returns the step's loss (on the device).
+
+        ``source`` gives the real-data statistic (default: a class-balanced batch
+        of the run's real data, :class:`condense.statistic.BatchStatistic`). A
+        method without a statistic accepts only that default (it reads the real
+        batch itself) and raises :class:`StatisticUnsupportedError` for any other.
+        """
         if source is None or isinstance(source, RealData):
-            source = BatchStatistic(source or real)
+            source = BatchStatistic(source or state.context["real"])
+        if not self.supports_statistic and self.uses_real_batch and not isinstance(source, BatchStatistic):
+            self.require_statistic()
         t, k = state.step, state.num_groups
         net = state.sampler.sample(t)
-        xr = yr = gr = None
-        if self.uses_real_batch:
-            if not isinstance(source, BatchStatistic):
-                self.require_statistic()
-            if isinstance(source, BatchStatistic):
-                xr, yr, gr = source.batch(self, state)
         if self.uses_synthetic_batch:
             xs, ys, gs = self.expand_synthetic(state.images, state.labels, state.groups)
         else:
             xs, ys, gs = state.images, state.labels, state.groups
+        aug: AugmentParams | None = None
         if state.augment is not None and self.uses_synthetic_batch:
-            aug: AugmentParams = state.augment.sample(k, tuple(xs.shape[-2:]), self.step_generator(state, "augment"))
+            aug = state.augment.sample(k, tuple(xs.shape[-2:]), self.step_generator(state, "augment"))
             xs = state.augment.apply(xs, aug, gs)
-            if xr is not None:
-                xr = state.augment.apply(xr, aug, gr)
-        batch = StepBatch(t, net, xr, yr, gr, xs, ys, gs, k)
         if self.supports_statistic:
-            stat = self.real_statistic(net, xr, yr, gr, k)
+            stat = source.statistic(self, net, state, aug)
+            batch = StepBatch(t, net, None, None, None, xs, ys, gs, k)
             loss = self.match(net, stat, batch, state)
         else:
+            xr = yr = gr = None
+            if self.uses_real_batch:
+                xr, yr, gr = source.batch(self, state)  # type: ignore[union-attr]
+                if aug is not None:
+                    xr = state.augment.apply(xr, aug, gr)  # type: ignore[union-attr]
+            batch = StepBatch(t, net, xr, yr, gr, xs, ys, gs, k)
             loss = self.objective(batch, state)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -453,17 +471,15 @@ class Distiller(Condenser):
         earlier = 0.0
         if saved is not None:
             state.load_state_dict(saved.arrays)
-            torch.set_rng_state(require(saved.arrays, "rng.global").to(torch.uint8))
             state.step, state.losses, earlier = saved.step, list(saved.losses), saved.elapsed_seconds
         first = state.step
         bar = progress(range(first, self.steps), self.show_progress, desc=self.method_name, initial=first, total=self.steps)
         for step in bar:
             self.step(state)
             if run.checkpoint is not None and ((step + 1) % run.checkpoint_every == 0 or step + 1 == self.steps):
-                arrays = {**state.state_dict(), "rng.global": torch.get_rng_state()}
                 LoopCheckpoint(
                     step + 1, self._checkpoint_identity(run, real), list(state.read_losses()),
-                    earlier + time.perf_counter() - run.started, arrays,
+                    earlier + time.perf_counter() - run.started, state.state_dict(),
                 ).save(run.checkpoint)
             if hasattr(bar, "set_postfix") and step % self.LOSS_READ_EVERY == 0:
                 bar.set_postfix(loss=f"{state.read_losses()[-1]:.4g}")

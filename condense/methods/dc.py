@@ -23,7 +23,8 @@ from condense.loop_state import LoopState
 from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData
 from condense.registry import register
-from condense.samplers import NetworkSampler, reinitialize
+from condense.samplers import NetworkSampler
+from condense.seeding import reinitialize, step_generator
 from condense.statistic import ClassStatistic
 
 # (outer_loop, inner_loop) by images per class, as in the official code.
@@ -66,9 +67,10 @@ def gradient_distance(grads_syn: list[torch.Tensor], grads_real: list[torch.Tens
 
 
 class TrainedAlongSampler(NetworkSampler):
-    """A network that is re-initialised every ``outer_loop`` steps and, in
-    between, trained for ``inner_loop`` passes over the current synthetic set
-    (so later outer steps match gradients at partly trained weights).
+    """A network that is re-initialised every ``outer_loop`` steps (weights of
+    step ``t`` from ``step_generator(seed, t, "net")``) and, in between, trained
+    for ``inner_loop`` passes over the current synthetic set (so later outer
+    steps match gradients at partly trained weights).
     """
 
     def __init__(
@@ -81,18 +83,19 @@ class TrainedAlongSampler(NetworkSampler):
         batch_train: int,
         augment: SiameseAugment | None,
         generator: torch.Generator,
+        seed: int = 0,
     ) -> None:
         if outer_loop < 1 or inner_loop < 0:
             raise ValueError(f"outer_loop must be >= 1 and inner_loop >= 0, got {outer_loop}, {inner_loop}")
         self.net = build().to(device)
         self.outer_loop, self.inner_loop = outer_loop, inner_loop
         self.lr_net, self.batch_train = lr_net, batch_train
-        self.augment, self.generator = augment, generator
+        self.augment, self.generator, self.seed = augment, generator, seed
         self.optimizer: torch.optim.Optimizer | None = None
 
     def sample(self, step: int) -> nn.Module:
-        if step % self.outer_loop == 0:
-            reinitialize(self.net)
+        if step % self.outer_loop == 0:  # weights from (seed, step) alone: the same on every worker
+            reinitialize(self.net, step_generator(self.seed, step, "net"))
             self.optimizer = self._new_optimizer()
         return self.net.train()
 
@@ -202,7 +205,7 @@ class GradientMatching(Distiller):
         outer, inner = self.loops()
         return TrainedAlongSampler(
             lambda: self.build_network(real), self.device, outer, inner, self.lr_net, self.batch_train,
-            self.augmenter(real), self._generator(3),
+            self.augmenter(real), self._generator(3), seed=self.seed,
         )
 
     supports_statistic = True

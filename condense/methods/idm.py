@@ -26,6 +26,7 @@ from condense.methods.base import Condensed, Distiller, StepBatch
 from condense.real_data import RealData, group_means
 from condense.registry import register
 from condense.samplers import NetworkSampler
+from condense.seeding import reinitialize, step_generator
 from condense.statistic import ClassStatistic
 
 
@@ -34,7 +35,8 @@ class TrainedQueueSampler(NetworkSampler):
 
     At every step one network is drawn from the queue, trained ``train_steps``
     SGD steps on a random real batch (with per-image DSA) and handed out frozen.
-    Every ``refresh_every`` steps a freshly initialised network joins the queue
+    Every ``refresh_every`` steps a freshly initialised network (weights of
+    step ``t`` from ``step_generator(seed, t, "net")``) joins the queue
     and, once it is full, the oldest leaves; so the matching sees networks from
     initialisation to a few hundred training steps, not only random ones.
     """
@@ -51,6 +53,7 @@ class TrainedQueueSampler(NetworkSampler):
         lr: float = 0.01,
         augment: SiameseAugment | None = None,
         generator: torch.Generator | None = None,
+        seed: int = 0,
     ) -> None:
         if queue_size < 1 or refresh_every < 1 or train_steps < 0:
             raise ValueError("queue_size and refresh_every must be >= 1 and train_steps >= 0")
@@ -58,11 +61,13 @@ class TrainedQueueSampler(NetworkSampler):
         self.queue_size, self.refresh_every, self.train_steps = queue_size, refresh_every, train_steps
         self.batch_size, self.lr, self.augment = batch_size, lr, augment
         self.gen = generator or torch.Generator().manual_seed(0)
+        self.seed = seed
         self.queue: list[tuple[nn.Module, torch.optim.Optimizer]] = []
-        self._push()
+        self._push(0)
 
-    def _push(self) -> None:
-        net = self.build().to(self.device)
+    def _push(self, step: int) -> None:
+        # The weights of the network that joins at step t come from (seed, t) alone.
+        net = reinitialize(self.build().to(self.device), step_generator(self.seed, step, "net"))
         opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
         self.queue.append((net, opt))
         if len(self.queue) > self.queue_size:
@@ -82,7 +87,7 @@ class TrainedQueueSampler(NetworkSampler):
             raise InvalidCheckpointError(f"the checkpoint queues {length} networks, this run at most {self.queue_size}")
         self.queue = []
         for i in range(length):
-            self._push()
+            self._push(0)  # the weights are overwritten just below
             net, opt = self.queue[-1]
             load_module_state(net, take(state, f"queue.{i}.net."), f"queued network {i}")
             load_optimizer_state(opt, take(state, f"queue.{i}.optimizer."))
@@ -90,7 +95,7 @@ class TrainedQueueSampler(NetworkSampler):
 
     def sample(self, step: int) -> nn.Module:
         if step > 0 and step % self.refresh_every == 0:
-            self._push()
+            self._push(step)
         net, opt = self.queue[int(torch.randint(len(self.queue), (1,), generator=self.gen))]
         net.requires_grad_(True).train()
         n = self.real.x.shape[0]
@@ -180,6 +185,7 @@ class IDM(Distiller):
             self.net_lr,
             augment,
             self._generator(3),
+            self.seed,
         )
 
     def initial_images(self, real: RealData) -> torch.Tensor:
