@@ -12,7 +12,6 @@ from condense.augment import SiameseAugment, default_strategy
 from condense.data.adapters import as_tensor_data
 from condense.errors import InvalidDataError, require_int
 from condense.models import build_model
-from condense.normalization import Normalization
 from condense.progress import progress
 from condense.synthetic_set import SyntheticSet
 from condense.training import TrainConfig, accuracy, train_classifier
@@ -72,12 +71,12 @@ def evaluate(
 ) -> EvaluationResult:
     """Train ``models`` fresh networks on ``syn`` and report their accuracy on ``test_data``.
 
-    Test images are normalized with the statistics recorded in ``syn.meta``
+    Test images are normalized with the set's ``normalization``
     (those of the training data the set was made from). Soft labels are used
     when the set has them. Model ``i`` is seeded with ``seed + i``.
 
     ``lr="auto"`` trains with the step size the method learned along with the
-    images when the set records one (MTT's ``meta["syn_lr"]``, as the MTT
+    images when the set records one (MTT's ``learned_lr``, as the MTT
     reference evaluates) and the evaluation network is the architecture it was
     learned for; otherwise with ``config.lr`` (0.01). A learned rate is a
     property of the student network: one learned on a width-32 ConvNet trains
@@ -89,13 +88,13 @@ def evaluate(
     syn.validate()
     test = as_tensor_data(test_data, num_classes=syn.num_classes, name="test data")
     if test.image_shape[0] != syn.image_shape[0] or (
-        int(syn.meta.get("formation_factor", 1)) == 1 and test.image_shape != syn.image_shape
+        syn.formation_factor == 1 and test.image_shape != syn.image_shape
     ):
         raise InvalidDataError(
             f"test images have shape {test.image_shape} (C, H, W) but the synthetic set's are {syn.image_shape}: "
             "evaluate a set on the dataset it was made from"
         )
-    norm = Normalization.from_meta(syn.meta)
+    norm = syn.normalization
     x_test = norm.apply(test.x) if norm else test.x
     x_syn, y_syn, soft = syn.training_tensors()
     config = replace(config or TrainConfig(), epochs=epochs)
@@ -103,7 +102,7 @@ def evaluate(
     if lr == "auto":
         lr_source = learned_lr_source(syn, model, model_kwargs, tuple(x_test.shape[1:]))
         if lr_source == "learned":
-            config.lr = float(syn.meta["syn_lr"])
+            config.lr = float(syn.learned_lr.value)  # type: ignore[union-attr]
     elif isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
         config.lr = float(lr)
     else:
@@ -121,10 +120,10 @@ def evaluate(
 
 def learned_lr_source(syn: SyntheticSet, model: str, model_kwargs: dict[str, Any] | None, shape: tuple[int, ...]) -> str:
     """``"learned"`` when ``lr="auto"`` may train with the set's learned step size on this network, else why not."""
-    if "syn_lr" not in syn.meta:
+    if syn.learned_lr is None:
         return "default: the set records no learned step size"
-    params = syn.meta.get("hyperparameters") or {}
-    if "model" not in params:  # a set made elsewhere: no record of the student, trust the rate
+    params = {"model": syn.learned_lr.model, "model_kwargs": syn.learned_lr.model_kwargs}
+    if params["model"] is None:  # a set made elsewhere: no record of the student, trust the rate
         return "learned"
     # Same architecture = same module tree (layer types and sizes), whatever the spelling of the kwargs.
     # Built on the meta device: no memory, no RNG draws, and a hostile record cannot allocate anything.

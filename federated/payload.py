@@ -47,9 +47,9 @@ class DecodedPayload:
         meta = dict(self.meta)
         if normalization is not None:
             x = normalization.apply(x)
-            meta["normalization"] = normalization.to_meta()
         soft = None if self.soft_labels is None else torch.from_numpy(self.soft_labels)
-        return SyntheticSet(x, torch.from_numpy(self.labels.astype(np.int64)), self.num_classes, soft, meta)
+        return SyntheticSet(x, torch.from_numpy(self.labels.astype(np.int64)), self.num_classes, soft, meta,
+                            normalization=normalization)
 
 
 def encode_synthetic_set(syn: SyntheticSet, encoding: str = "float32") -> tuple[ArrayRecord, ConfigRecord]:
@@ -57,7 +57,7 @@ def encode_synthetic_set(syn: SyntheticSet, encoding: str = "float32") -> tuple[
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown payload encoding '{encoding}': choose one of {', '.join(ENCODINGS)}")
     syn.validate()
-    if int(syn.meta.get("formation_factor", 1)) > 1:
+    if syn.formation_factor > 1:
         # the server would train on the packed tiles as if they were images
         raise ValueError(f"method '{syn.meta.get('method')}' stores its images in a compressed formation, which a "
                          "synthetic-set payload does not carry: use a method without formations")

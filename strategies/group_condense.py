@@ -67,7 +67,7 @@ def condense_groups(
             method, ipc=target, seed=seed, device=str(device), show_progress=show_progress, **(method_kwargs or {})
         )
         syn = condenser.condense(data)
-        if int(syn.meta.get("formation_factor", 1)) > 1:
+        if syn.formation_factor > 1:
             raise CondenseError(
                 f"method '{method}' stores images in a compressed formation; CondensedBuffer counts memory in "
                 "images of the input's size and does not support formations"

@@ -70,8 +70,9 @@ def test_resumed_run_equals_uninterrupted_run(digits, tmp_path, method) -> None:
     assert (resumed.soft_labels is None) == (whole.soft_labels is None)
     if whole.soft_labels is not None:
         assert torch.equal(resumed.soft_labels, whole.soft_labels)
-    for key in ("final_loss", "steps_run", "syn_lr", "inner_lr"):
+    for key in ("final_loss", "steps_run", "inner_lr"):
         assert resumed.meta.get(key) == whole.meta.get(key), key
+    assert resumed.learned_lr == whole.learned_lr
 
 
 def test_restoring_the_sampler_matters(digits, tmp_path, monkeypatch) -> None:

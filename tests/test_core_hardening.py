@@ -113,9 +113,9 @@ def test_good_formation_factor_still_expands():
     assert x.shape == (8, 1, 8, 8) and y.tolist() == [0] * 4 + [1] * 4
 
 
-def test_meta_changed_after_construction_is_checked_before_training():
+def test_field_changed_after_construction_is_checked_before_training():
     syn = small_set()
-    syn.meta["formation_factor"] = "abc"
+    syn.formation_factor = "abc"
     with pytest.raises(InvalidSyntheticSetError, match="formation_factor"):
         syn.training_tensors()
 

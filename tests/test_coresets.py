@@ -44,7 +44,7 @@ def test_coresets_return_real_images_per_class(digits):
         assert syn.class_counts() == [3] * 10
         idx = torch.tensor(syn.meta["selected_indices"])
         assert torch.equal(train.y[idx], syn.labels)
-        mean, std = syn.meta["normalization"]["mean"][0], syn.meta["normalization"]["std"][0]
+        mean, std = syn.normalization.mean[0], syn.normalization.std[0]
         assert torch.allclose(syn.denormalized_images(), train.x[idx], atol=1e-5)
         assert abs(mean - float(train.x.mean())) < 1e-4 and std > 0
 

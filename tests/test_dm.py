@@ -76,7 +76,7 @@ def test_meta_records_provenance(digits):
     assert syn.meta["method"] == "dm" and syn.meta["ipc"] == 1 and syn.meta["seed"] == 3
     assert syn.meta["source"]["fingerprint"] == train.fingerprint()
     assert syn.meta["hyperparameters"]["steps"] == 2
-    assert len(syn.meta["normalization"]["mean"]) == 1
+    assert len(syn.normalization.mean) == 1
 
 
 def test_estimator_contract_and_registry_errors():

@@ -136,6 +136,6 @@ def test_only_shared_metadata_with_plain_values_reaches_the_server() -> None:
 
 def test_a_set_in_a_compressed_formation_is_not_sent() -> None:
     syn = make_set()
-    syn.meta["formation_factor"] = 2
+    syn.formation_factor = 2
     with pytest.raises(ValueError, match="formation"):
         encode_synthetic_set(syn)

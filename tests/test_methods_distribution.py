@@ -43,7 +43,7 @@ def test_idm_keeps_dm_memory_budget_and_trains_on_four_times_the_images() -> Non
     train, test = digits()
     syn = condense(train, method="idm", ipc=1, steps=2, batch_real=8, model_kwargs=WIDTH, show_progress=False)
     assert syn.images.shape == (10, 1, 8, 8)  # the memory of 10 plain images
-    assert syn.meta["formation_factor"] == 2
+    assert syn.formation_factor == 2
     assert syn.training_tensors()[0].shape == (40, 1, 8, 8)
     assert len(evaluate(syn, test, **{**EVAL, "epochs": 2}).accuracies) == 1
 

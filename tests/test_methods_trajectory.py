@@ -128,14 +128,14 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     syn = condense(train, method="mtt", ipc=1, steps=3, model_kwargs=NET, expert_path=str(expert_file),
                    soft_labels=True, syn_steps=4, show_progress=False, **EXPERTS)
     assert syn.soft_labels is not None and syn.soft_labels.shape == (10, 10)
-    assert syn.meta["syn_lr"] > 0 and syn.meta["syn_lr"] != pytest.approx(0.01, rel=1e-9)  # learned
+    assert syn.learned_lr.value > 0 and syn.learned_lr.value != pytest.approx(0.01, rel=1e-9)  # learned
     path = syn.save(tmp_path / "soft.npz")
     back = SyntheticSet.load(path)
     assert torch.equal(back.soft_labels, syn.soft_labels)
-    assert back.meta["syn_lr"] == syn.meta["syn_lr"]
+    assert back.learned_lr.value == syn.learned_lr.value
     result = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, show_progress=False)
     assert result.soft_labels is True and "soft labels" in str(result)
-    assert result.extra["lr"] == pytest.approx(syn.meta["syn_lr"])  # trained with the learned step size
+    assert result.extra["lr"] == pytest.approx(syn.learned_lr.value)  # trained with the learned step size
     assert result.extra["lr_source"] == "learned"
     fixed = evaluate(back, test, models=1, epochs=2, model_kwargs=NET, lr=0.01, show_progress=False)
     assert fixed.extra["lr"] == 0.01
@@ -145,7 +145,7 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     # The same network spelled differently is the same architecture.
     spelled = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
                            {**back.meta, "hyperparameters": {**back.meta["hyperparameters"], "model_kwargs": {**NET, "pooling": "avg"}}})
-    assert evaluate(spelled, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == pytest.approx(syn.meta["syn_lr"])
+    assert evaluate(spelled, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == pytest.approx(syn.learned_lr.value)
     # A set with no record of its student keeps the learned rate.
     bare = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
                         {k: v for k, v in back.meta.items() if k != "hyperparameters"})

@@ -25,6 +25,7 @@ from condense.data.adapters import as_tensor_data
 from condense.divergence import check_not_diverged
 from condense.errors import InvalidParameterError, require_int
 from condense.models import build_model
+from condense.learned_step_size import LearnedStepSize
 from condense.loop_state import OPTIMIZERS, LearnedTensor, LoopState, make_optimizer
 from condense.progress import progress
 from condense.real_data import RealData
@@ -63,6 +64,25 @@ class Condenser(ABC):
     """Base of every method: synthesis (distillation) and selection (coresets) alike."""
 
     method_name: ClassVar[str] = "?"
+    # Methods whose real side is a sum over samples set this and implement sample_statistic/match
+    # (see condense.statistic); features that need the statistic (privacy, streams, shards) call
+    # require_statistic() and refuse the others by name.
+    supports_statistic: ClassVar[bool] = False
+
+    def require_statistic(self) -> None:
+        """Raise :class:`StatisticUnsupportedError` naming the method unless it has a real-data statistic."""
+        if not self.supports_statistic:
+            raise StatisticUnsupportedError(self._no_statistic_reason())
+
+    def _no_statistic_reason(self) -> str:
+        why = ""
+        for klass in type(self).__mro__:  # the nearest class whose docstring says why
+            lines = (inspect.getdoc(klass) or "").splitlines() if "__doc__" in klass.__dict__ else []
+            found = [line.strip() for line in lines if line.strip().lower().startswith("no real-data statistic")]
+            if found:
+                why = found[0].split(":", 1)[1].strip() if ":" in found[0] else ""
+                break
+        return f"method '{self.method_name}' has no real-data statistic" + (f": {why}" if why else "")
 
     def __init__(self, ipc: int = 10, seed: int = 0, device: str = "cpu", show_progress: bool = True) -> None:
         self.ipc = ipc
@@ -134,17 +154,20 @@ class Condenser(ABC):
             "seed": self.seed,
             "hyperparameters": json_safe(self.get_params()),
             "source": {"name": source.name, "fingerprint": source.fingerprint(), "samples": len(source)},
-            "normalization": real.normalization.to_meta(),
             "image_shape": list(source.image_shape),
             "class_names": source.class_names,
             # over every part of a resumed run
             "seconds": round(time.perf_counter() - start + earlier, 3),
             **out.meta,
         }
-        if out.formation_factor != 1:
-            meta["formation_factor"] = int(out.formation_factor)
+        learned_lr = None
+        if out.learned_lr is not None:
+            learned_lr = LearnedStepSize(out.learned_lr, getattr(self, "model", None), json_safe(getattr(self, "model_kwargs", None) or {}))
         # Built completely before it replaces the previous result.
-        self.synthetic_set_ = SyntheticSet(out.images, out.labels, source.num_classes, out.soft_labels, meta)
+        self.synthetic_set_ = SyntheticSet(
+            out.images, out.labels, source.num_classes, out.soft_labels, meta, formation_factor=out.formation_factor,
+            learned_lr=learned_lr, normalization=real.normalization,
+        )
         return self
 
     def condense(self, data: Any, num_classes: int | None = None, **fit_options: Any) -> SyntheticSet:
@@ -236,8 +259,6 @@ class Distiller(Condenser):
     uses_real_batch: ClassVar[bool] = True
     # Methods that read no augmented synthetic batch (MTT augments inside its student) set this to False.
     uses_synthetic_batch: ClassVar[bool] = True
-    # Methods whose real side is a sum over samples set this and implement sample_statistic/match.
-    supports_statistic: ClassVar[bool] = False
     # How often (in steps) the loss is read from the device for the progress bar.
     LOSS_READ_EVERY: ClassVar[int] = 10
 
@@ -295,16 +316,6 @@ class Distiller(Condenser):
     def match(self, net: nn.Module, stat: ClassStatistic, batch: StepBatch, state: LoopState) -> torch.Tensor:
         """The synthetic side and its distance to ``stat``; differentiable in ``batch.syn_x``."""
         raise StatisticUnsupportedError(self._no_statistic_reason())
-
-    def _no_statistic_reason(self) -> str:
-        doc = (type(self).__doc__ or "").strip().splitlines()
-        why = next((line.strip() for line in doc if line.strip().lower().startswith("no real-data statistic")), "")
-        return f"method '{self.method_name}' has no real-data statistic" + (f": {why}" if why else "")
-
-    def require_statistic(self) -> None:
-        """Raise :class:`StatisticUnsupportedError` naming the method unless it has a real-data statistic."""
-        if not self.supports_statistic:
-            raise StatisticUnsupportedError(self._no_statistic_reason())
 
     def prepare(self, real: RealData) -> dict[str, Any]:
         """Run-scoped objects the other hooks read through ``state.context`` (default: none)."""

@@ -16,6 +16,8 @@ from condense.real_embedding import native_bf16
 class CoresetSelector(Condenser):
     """Pick ``ipc`` real images per class, class by class, in a feature space.
 
+    No real-data statistic: a coreset is a choice of real samples, so its output is the private data itself.
+
     Args:
         ipc: images per class.
         features: ``"trained"`` (a briefly trained ConvNet's embedding, the

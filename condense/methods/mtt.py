@@ -245,7 +245,6 @@ class TrajectoryMatching(Distiller):
         buffer = state.context["buffer"]
         syn_lr = float(state.learned["syn_lr"].detach())
         meta = {
-            "syn_lr": syn_lr,
             "meta_gradient": self.meta_gradient,
             "experts": {"path": str(state.context["buffer_path"]), "num_experts": buffer.num_experts, "epochs": buffer.epochs},
         }
