@@ -267,7 +267,7 @@ def speed_check(args: argparse.Namespace, train) -> str:
             times[name] += [b - a for a, b in zip(stamps, stamps[1:])]  # the first step is warm-up
         for step in range(k + 1):
             t0 = time.perf_counter()
-            reinitialize(net)
+            reinitialize(net, gen)
             batches = [real.class_images(c)[torch.randperm(len(real.index_by_class[c]), generator=gen)[:per_class]]
                        for c in real.classes]
             straightforward_dm_step(net, batches, syn, ipc, opt)

@@ -510,7 +510,7 @@ class Distiller(Condenser):
         params = result_hyperparameters(json_safe(self.get_params()))
         params.pop("steps", None)
         return {"method": self.method_name, "hyperparameters": params, "source": run.source_fingerprint,
-                "classes": list(real.classes)}
+                "classes": list(real.classes), "normalization": real.normalization.to_meta()}
 
     def _saved_checkpoint(self, run: RunOptions, real: RealData) -> LoopCheckpoint | None:
         """The checkpoint to resume from, checked against this run; ``None`` when there is no file yet."""
