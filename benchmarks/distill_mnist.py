@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -127,7 +128,7 @@ def condense_with_snapshots(args: argparse.Namespace, train, method: str, ipc: i
     if resumed["from_step"]:
         lost = "; snapshots before it are not evaluated" if any(m <= resumed["from_step"] for m in marks) else ""
         print(f"{method} ipc {ipc} seed {seed}: continued from step {resumed['from_step']} of {checkpoint}{lost}", flush=True)
-    versions = [(c, earlier + t, SyntheticSet(x, syn.labels, syn.num_classes, syn.soft_labels, syn.meta))
+    versions = [(c, earlier + t, dataclasses.replace(syn, images=x))  # keeps the typed fields
                 for c, (t, x) in sorted(snaps.items())]
     return [*versions, (steps, earlier + time.perf_counter() - start, syn)], mem.peak_mib
 

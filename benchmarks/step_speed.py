@@ -40,10 +40,11 @@ from condense import condense, load_dataset
 args = json.loads(sys.argv[2])
 train, _ = load_dataset(args["data"])
 stamps = []
-condense(train, method="dm", ipc=args["ipc"], steps=args["warmup"] + args["steps"], batch_real=args["batch_real"],
+condense(train, method="dm", ipc=args["ipc"], steps=1 + args["warmup"] + args["steps"], batch_real=args["batch_real"],
          amp=args["amp"], compile_real=False, seed=0, show_progress=False,
          callback=lambda step, x, y: stamps.append(time.perf_counter()))
-times = [b - a for a, b in zip(stamps[args["warmup"]:], stamps[args["warmup"] + 1:])]
+# stamps are taken after each step: step i (i >= 1) took stamps[i] - stamps[i - 1]
+times = [b - a for a, b in zip(stamps, stamps[1:])][args["warmup"]:]
 import condense as pkg
 print(json.dumps({"times": times, "package": pkg.__file__}))
 """
@@ -78,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "step_speed.md"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
+    import torch
+
     from condense.reporting import machine_description, markdown_table
+
+    torch.set_num_threads(args.threads)  # as the workers (the machine line reports it)
 
     amp = None if args.amp in ("none", "None") else args.amp
     settings = {"data": args.data, "ipc": args.ipc, "batch_real": args.batch_real, "amp": amp,
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(["loop", "median s/step", "min s/step", "steps timed"], rows)
     command = "python benchmarks/step_speed.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = (f"# DM step speed: old loop against new\n\n"
-            f"MNIST (`{Path(args.data).name}`), DM, IPC {args.ipc}, {args.batch_real} real images per class, ConvNet-3 "
+            f"Data `{Path(args.data).name}`, DM, IPC {args.ipc}, {args.batch_real} real images per class, ConvNet-3 "
             f"width 128, amp={amp}, compile_real=False, {args.threads} thread(s); workers alternate, "
             f"{args.rounds} rounds x {args.steps} timed steps (after {args.warmup} warm-up) per version.\n\n"
             f"{table}\n\n**ratio new / old (median): {new / old:.3f}**\n\n"

@@ -16,17 +16,24 @@ from condense.errors import (
     UnknownMethodError,
 )
 from condense.evaluation import EvaluationResult, evaluate
+from condense.normalization import Normalization
+from condense.privacy_record import PrivacyRecord
 from condense.registry import available_methods, get_method
+from condense.statistic import ClassStatistic, StatisticUnsupportedError
 from condense.synthetic_set import SyntheticSet
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassStatistic",
     "CondenseError",
     "EvaluationResult",
     "InsufficientSamplesError",
     "InvalidDataError",
     "InvalidSyntheticSetError",
+    "Normalization",
+    "PrivacyRecord",
+    "StatisticUnsupportedError",
     "SyntheticSet",
     "TensorData",
     "UnknownMethodError",

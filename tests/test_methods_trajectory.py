@@ -3,6 +3,8 @@ learnable soft labels and step size, and accuracy against random selection."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import statistics
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from condense.api import condense, make_condenser
 from condense.autograd_memory import SavedTensorMeter
 from condense.evaluation import evaluate
 from condense.experts import ExpertBuffer, InvalidExpertBufferError
+from condense.learned_step_size import LearnedStepSize
 from condense.methods.base import StepBatch
 from condense.real_data import RealData
 from condense.synthetic_set import SyntheticSet
@@ -143,16 +146,15 @@ def test_soft_labels_and_step_size_round_trip(digits, expert_file, tmp_path) -> 
     wider = evaluate(back, test, models=1, epochs=2, model_kwargs={**NET, "width": 2 * NET["width"]}, show_progress=False)
     assert wider.extra["lr"] == 0.01 and "learned for convnet" in wider.extra["lr_source"]
     # The same network spelled differently is the same architecture.
-    spelled = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
-                           {**back.meta, "hyperparameters": {**back.meta["hyperparameters"], "model_kwargs": {**NET, "pooling": "avg"}}})
+    lr = back.learned_lr.value
+    spelled = dataclasses.replace(back, learned_lr=LearnedStepSize(lr, "convnet", {**NET, "pooling": "avg"}))
     assert evaluate(spelled, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == pytest.approx(syn.learned_lr.value)
     # A set with no record of its student keeps the learned rate.
-    bare = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels,
-                        {k: v for k, v in back.meta.items() if k != "hyperparameters"})
+    bare = dataclasses.replace(back, learned_lr=LearnedStepSize(lr))
     assert evaluate(bare, test, models=1, epochs=1, model_kwargs={"width": 8}, show_progress=False).extra["lr_source"] == "learned"
     # A record naming no buildable network (or a huge one) falls back without building anything real.
     for record in ({"model": "convnet", "model_kwargs": {"bogus": 1}}, {"model": "convnet", "model_kwargs": {"width": 10**7}}):
-        odd = SyntheticSet(back.images, back.labels, back.num_classes, back.soft_labels, {**back.meta, "hyperparameters": record})
+        odd = dataclasses.replace(back, learned_lr=LearnedStepSize(lr, record["model"], record["model_kwargs"]))
         assert evaluate(odd, test, models=1, epochs=1, model_kwargs=NET, show_progress=False).extra["lr"] == 0.01
     with pytest.raises(ValueError, match="lr must be"):
         evaluate(back, test, models=1, epochs=1, model_kwargs=NET, lr=-1.0, show_progress=False)
