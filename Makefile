@@ -6,11 +6,18 @@ STAMP  := $(VENV)/.condense-installed
 
 .PHONY: demo test install clean
 
-# Re-install only when the packaging changes (the install is editable).
+# Re-install only when the packaging changes (the install is editable): the stamp
+# records the extras installed, so a stamp from an install of fewer extras is redone.
+EXTRAS := all,test
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	echo '$(EXTRAS)' > $(STAMP)
+
+# An existing stamp without this extras list (an older Makefile's) is out of date.
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(EXTRAS))
+.PHONY: $(STAMP)
+endif
 
 install: $(STAMP)
 

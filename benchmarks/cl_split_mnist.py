@@ -36,6 +36,9 @@ from condense.strategies import CLConfig, run_cl, split_dataset
 DM = {"steps": 100, "batch_real": 64, "model_kwargs": {"width": 32}}
 DM300 = {"steps": 300, "batch_real": 64, "model_kwargs": {"width": 32}}
 DM_MLP = {"steps": 200, "batch_real": 64, "model": "mlp"}
+# IDM at DM300's settings: 300 steps, 64 real images per class, ConvNet width 32; its own defaults otherwise
+# (factor 2: each stored image packs 4 tiles of 14x14, expanded to 4 training images at replay).
+IDM300 = {"steps": 300, "batch_real": 64, "model_kwargs": {"width": 32}}
 BUFFER_EPOCHS = 200
 
 
@@ -59,6 +62,8 @@ def configs(memory: int) -> dict[str, CLConfig]:
                                  buffer_epochs=BUFFER_EPOCHS, augment=True),
         "dm300-replay-share0.75-w2": CLConfig(buffer="dm", memory=m, method_kwargs=DM300, total_classes=10,
                                               buffer_share=0.75, buffer_loss_weight=2.0),
+        "idm300-buffer": CLConfig(buffer="idm", mode="buffer-only", memory=m, method_kwargs=IDM300, total_classes=10,
+                                  buffer_epochs=BUFFER_EPOCHS, augment=True),
         "random-buffer": CLConfig(buffer="random", mode="buffer-only", memory=m, total_classes=10,
                                   buffer_epochs=BUFFER_EPOCHS, augment=True),
         # mixing options (replay mode)
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 class DiskCache(dict):
     """The buffer's condensation cache, also written to ``folder`` as npz (no pickle) so later
-    invocations reuse it. Values are ``{(task, class): images}``."""
+    invocations reuse it. Values are ``{(task, class): StoredGroup}`` (images, soft labels, formation factor)."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
@@ -175,14 +180,29 @@ class DiskCache(dict):
 
     def __getitem__(self, key: str) -> Any:
         if not super().__contains__(key):
+            from condense.strategies.stored_group import StoredGroup
+
             with np.load(self._path(key), allow_pickle=False) as npz:
-                value = {tuple(int(v) for v in k.split("_")): torch.from_numpy(npz[k]) for k in npz.files}
+                arrays = {k: npz[k] for k in npz.files}
+            value = {}
+            for k in arrays:
+                if k.count("_") == 1:  # "task_class": the images; "task_class_soft" / "task_class_factor" beside them
+                    soft = arrays.get(f"{k}_soft")
+                    factor = int(arrays[f"{k}_factor"]) if f"{k}_factor" in arrays else 1
+                    value[tuple(int(v) for v in k.split("_"))] = StoredGroup(
+                        torch.from_numpy(arrays[k]), None if soft is None else torch.from_numpy(soft), factor)
             super().__setitem__(key, value)
         return super().__getitem__(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        np.savez(self._path(key), **{f"{t}_{c}": v.numpy() for (t, c), v in value.items()})
+        arrays = {}
+        for (t, c), group in value.items():
+            arrays[f"{t}_{c}"] = group.images.numpy()
+            arrays[f"{t}_{c}_factor"] = np.array(group.formation_factor)
+            if group.soft_labels is not None:
+                arrays[f"{t}_{c}_soft"] = group.soft_labels.numpy()
+        np.savez(self._path(key), **arrays)
 
 
 def _done(jsonl: Path) -> set[tuple[int, int, str]]:

@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=20, help="rounds of fedavg and hybrid")
     p.add_argument("--multiround-rounds", type=int, default=3)
     p.add_argument("--ipc", type=int, default=DEFAULT_IPC)
-    p.add_argument("--method", default="dm")
+    p.add_argument("--method", default="dm", help="client condensation method (a run of another method than dm is named after it)")
+    p.add_argument("--method-args", default="{}", help="JSON: further method hyperparameters (over --steps/--batch-real/--width/--depth)")
     p.add_argument("--steps", type=int, default=GRID_DEFAULTS["steps"], help="distillation steps per client")
     p.add_argument("--batch-real", type=int, default=64)
     p.add_argument("--encoding", default="float16")
@@ -82,8 +83,7 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
         rounds={"fedavg": args.rounds, "hybrid": args.rounds, "multiround": args.multiround_rounds}.get(strategy, 1),
         ipc=args.ipc,
         method=args.method,
-        steps=args.steps,
-        batch_real=args.batch_real,
+        method_kwargs=method_kwargs(args),
         encoding=args.encoding,
         feddm_radius=args.feddm_radius,
         width=args.width,
@@ -122,6 +122,26 @@ def run_one(args: argparse.Namespace, strategy: str, alpha: float, seed: int, co
     return out
 
 
+def method_kwargs(args: argparse.Namespace) -> dict:
+    """The clients' method hyperparameters: steps, real batch and the grid's ConvNet
+    (width/depth, as the global model) where the method takes them, then ``--method-args``."""
+    from condense.registry import get_method
+
+    taken = set(get_method(args.method).cls._param_names())
+    out = {"steps": args.steps, "batch_real": args.batch_real, "model": "convnet",
+           "model_kwargs": {"width": args.width, "depth": args.depth}}
+    out = {k: v for k, v in out.items() if k in taken}
+    out.update(json.loads(args.method_args))
+    return out
+
+
+def run_knob(config: dict, name: str) -> int:
+    """A grid knob of a saved run: a config field, or (steps) a method hyperparameter."""
+    if name in config:
+        return config[name]
+    return config.get("method_kwargs", {}).get(name, GRID_DEFAULTS[name])
+
+
 def grid_knobs(args: argparse.Namespace) -> dict[str, int]:
     """This invocation's values of the knobs in ``GRID_DEFAULTS``."""
     return {name: getattr(args, name) for name in GRID_DEFAULTS}
@@ -134,10 +154,11 @@ def setting(dataset: str, alpha: float, width: int, knobs: dict[str, int] | None
     return f"{dataset}_a{alpha}_w{width}{tag}"
 
 
-def run_name(setting_name: str, strategy: str, encoding: str, ipc: int, seed: int) -> str:
-    """File stem of one run; synthetic-set runs in a non-default encoding or IPC are told apart by it."""
+def run_name(setting_name: str, strategy: str, encoding: str, ipc: int, seed: int, method: str = "dm") -> str:
+    """File stem of one run; synthetic-set runs in a non-default method, encoding or IPC are told apart by it."""
     tag = ""
     if strategy != "fedavg":
+        tag += f"-{method}" if method != "dm" else ""
         tag += f"-{encoding}" if encoding != "float16" else ""
         tag += f"-ipc{ipc}" if ipc != DEFAULT_IPC else ""
     return f"{setting_name}_{strategy}{tag}_s{seed}"
@@ -146,14 +167,16 @@ def run_name(setting_name: str, strategy: str, encoding: str, ipc: int, seed: in
 def run_path(args: argparse.Namespace, strategy: str, alpha: float, seed: int, suffix: str = ".json") -> Path:
     """Where one run of this invocation's setting saves its result (or, with ``suffix=".log"``, its output)."""
     name = setting(args.dataset, alpha, args.width, grid_knobs(args))
-    return RUNS / f"{run_name(name, strategy, args.encoding, args.ipc, seed)}{suffix}"
+    return RUNS / f"{run_name(name, strategy, args.encoding, args.ipc, seed, args.method)}{suffix}"
 
 
 def label(run: dict) -> str:
     """Row label: the strategy, and the payload encoding and IPC where a synthetic set travels."""
     if run["strategy"] == "fedavg":
         return "fedavg"
-    return f"{run['strategy']} ({run['config']['encoding']}, IPC {run['config']['ipc']})"
+    method = run["config"].get("method", "dm")
+    what = f"{method}, " if method != "dm" else ""
+    return f"{run['strategy']} ({what}{run['config']['encoding']}, IPC {run['config']['ipc']})"
 
 
 def load_runs(dataset: str, alpha: float, width: int, knobs: dict[str, int] | None = None) -> list[dict]:
@@ -163,7 +186,7 @@ def load_runs(dataset: str, alpha: float, width: int, knobs: dict[str, int] | No
     runs = []
     for path in sorted(RUNS.glob(f"{setting(dataset, alpha, width, knobs)}_*_s*.json")):
         run = json.loads(path.read_text())
-        if any(run["config"].get(k, GRID_DEFAULTS[k]) != v for k, v in knobs.items()):
+        if any(run_knob(run["config"], k) != v for k, v in knobs.items()):
             continue
         run.setdefault("seed", run["config"]["seed"])
         run["planned_rounds"] = run["config"]["rounds"] if run["strategy"] != "oneshot" else 1
@@ -245,7 +268,9 @@ def write_report(args: argparse.Namespace, alpha: float, command: str) -> Path |
         f"(alpha {alpha}, min partition size {cfg['min_partition_size']}), seeds {sorted({r['seed'] for r in runs})}. "
         f"Model for every strategy: ConvNet depth {cfg['depth']} width {cfg['width']} (instance norm). "
         f"FedAvg / hybrid: Flower `FedAvg`, {cfg['local_epochs']} local epoch(s), SGD lr {cfg['local_lr']} momentum 0.9 batch {cfg['local_batch']}. "
-        f"Synthetic sets: {cfg['method']}, {cfg['steps']} steps, {cfg['batch_real']} real images per class per step, "
+        f"Synthetic sets: {cfg['method']}, {run_knob(cfg, 'steps')} steps, "
+        f"{cfg.get('batch_real', cfg.get('method_kwargs', {}).get('batch_real', '?'))} real images per class per step "
+        "(runs of another method: its name in the row, hyperparameters in its run file), "
         f"IPC and payload encoding as in each row; one-shot server training {runs[0]['config']['server_epochs'] if runs[0]['strategy'] == 'oneshot' else args.server_epochs} epochs, "
         f"batch {cfg.get('server_batch', 64)}, with DSA; "
         f"hybrid fine-tunes {cfg['hybrid_epochs']} epoch(s) on the sets after every FedAvg round. "
@@ -329,8 +354,8 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
 
     data = DATA[args.dataset]
     root = None if data.startswith("/") or args.dataset == "digits" else args.root
-    cfg = FLConfig(data=data, root=root, num_clients=args.clients, alpha=alpha, ipc=args.ipc, method=args.method, steps=args.steps,
-                   batch_real=args.batch_real, width=args.width, depth=args.depth, encoding="float32", seed=seed)
+    cfg = FLConfig(data=data, root=root, num_clients=args.clients, alpha=alpha, ipc=args.ipc, method=args.method,
+                   method_kwargs=method_kwargs(args), width=args.width, depth=args.depth, encoding="float32", seed=seed)
     _, test = load_dataset(data, root=root)
     norm = Normalization.from_data(test.x)
     shape, k = tuple(test.image_shape), test.num_classes
@@ -339,7 +364,7 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
     start = time.perf_counter()
     for pid in range(args.clients):
         part = client_partition(data, root, pid, args.clients, "dirichlet", alpha, seed, cfg.min_partition_size)
-        content, _ = condense_local(part, cfg, k, seed=seed * 100_003 + 1_000 * pid + 1)
+        content, _ = condense_local(part, cfg.round_config(1, k), seed=seed * 100_003 + 1_000 * pid + 1)
         if ARRAYS_KEY in content.array_records:
             client_sets.append(validate_reply(content, limits).to_synthetic_set(norm))
     condense_s = time.perf_counter() - start
@@ -352,7 +377,7 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
             total += arrays.count_bytes() + config.count_bytes()
             sets.append(validate_reply(RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}), limits).to_synthetic_set(norm))
         torch.manual_seed(seed)
-        model = build_global_model(cfg, shape, k)
+        model = build_global_model(cfg.model, cfg.global_model_kwargs(), shape, k)
         t = time.perf_counter()
         train_on_sets(model, sets, args.server_epochs, 0.01, seed, batch_size=args.server_batch)
         acc = held_out_accuracy(model, norm.apply(test.x), test.y)

@@ -2,20 +2,26 @@
 
 Message contents the client expects (all written by :mod:`.server`):
 
-* ``config`` (ConfigRecord): ``fl-config-json`` (an :class:`FLConfig`),
-  ``num-classes``, ``server-round``, and for ``train`` replies ``distill``
-  (also attach a synthetic set, used by hybrid round 1);
+* ``config`` (ConfigRecord): a :class:`~.round_config.RoundConfig`: round,
+  classes, method, ipc, ``method_kwargs``, seed, encoding, the global model's
+  architecture, the server's normalization, local training settings and, for
+  ``train`` messages, ``distill`` (also attach a synthetic set, hybrid round 1);
 * ``arrays`` (ArrayRecord, optional for ``train.distill``): the global model.
+
+The client's data, device and threads are its own
+(:class:`~.client_settings.ClientSettings`, from its node and run config).
 
 Replies: ``syn`` + ``syn-config`` (the set, see :mod:`.payload`), ``arrays``
 (trained weights, ``train`` only) and ``metrics`` (``num-examples``,
 ``classes-condensed``, ``classes-skipped``, ``syn-bytes``, ``seconds``, ``empty``).
 
-A client with no data, or no class with at least ``ipc`` samples, answers
-with ``empty=1`` and no set: the server counts it and goes on. A client with
-one class sends a one-class set. Classes with fewer than ``ipc`` local samples
-are left out of the set (``classes-skipped``); they are too small to condense
-without sending (nearly) the raw images.
+A client with no data, or no class with as many samples as the method needs
+(``ipc``, or more for a method that packs several real images into one
+stored image), answers with ``empty=1`` and no set: the server counts it and
+goes on. A client with one class sends a one-class set (unless the method
+needs more classes). Classes with too few local samples are left out of the
+set (``classes-skipped``); they are too small to condense without sending
+(nearly) the raw images.
 """
 
 from __future__ import annotations
@@ -25,116 +31,116 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from condense.data.tensor_data import TensorData
-from condense.federated.config import CONFIG_JSON_KEY, FLConfig
+from condense.federated.client_settings import ClientSettings
 from condense.federated.global_sampler import around_global_model
-from condense.federated.local_training import build_global_model, server_normalization, train_local
+from condense.federated.local_training import build_global_model, train_local
 from condense.federated.partition import client_partition
 from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, encode_synthetic_set
-
-# Hyperparameters of distillers the run config sets; coresets take none of them.
-_DISTILL_PARAMS = ("steps", "batch_real")
+from condense.federated.round_config import RoundConfig
 
 
-def read_config(msg: Message) -> tuple[FLConfig, ConfigRecord]:
-    record = msg.content.config_records["config"]
-    return FLConfig.from_json(str(record[CONFIG_JSON_KEY])), record
+def read_round(msg: Message) -> RoundConfig:
+    """The round's instructions from the message (see :mod:`.round_config`)."""
+    return RoundConfig.from_record(msg.content.config_records["config"])
 
 
-def load_client_data(context: Context, cfg: FLConfig) -> TensorData | None:
-    """This node's training data: ``node_config['data-path']`` if set, else its partition of ``cfg.data``."""
-    node = context.node_config
-    if node.get("data-path"):
+def load_client_data(local: ClientSettings) -> TensorData | None:
+    """This node's training data: its own ``data_path`` if set, else its partition of ``data``."""
+    if local.data_path:
         from condense.data import load_dataset
 
-        return load_dataset(str(node["data-path"]))[0]
-    pid = int(node.get("partition-id", 0))
-    num = int(node.get("num-partitions", cfg.num_clients))
-    return client_partition(cfg.data, cfg.root, pid, num, cfg.partitioner, cfg.alpha, cfg.seed, cfg.min_partition_size)
+        return load_dataset(str(local.data_path))[0]
+    return client_partition(local.data, local.root, local.partition_id, local.num_partitions, local.partitioner,
+                            local.alpha, local.partition_seed, local.min_partition_size)
 
 
 def condense_local(
-    data: TensorData | None, cfg: FLConfig, num_classes: int, seed: int, global_state: dict[str, torch.Tensor] | None = None
+    data: TensorData | None, round_cfg: RoundConfig, seed: int, device: str = "cpu",
+    global_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[RecordDict, dict[str, float]]:
-    """Condense ``data`` and return the payload records and metrics (no set when nothing qualifies)."""
+    """Condense ``data`` and return the payload records and metrics (no set when nothing qualifies).
+
+    Classes with fewer samples than the method needs
+    (:meth:`~condense.methods.base.Condenser.min_samples_per_class`) are left
+    out; a client left with fewer classes than the method needs answers empty.
+    """
+    from condense.api import make_condenser
+
     start = time.perf_counter()
+    num_classes = round_cfg.num_classes
     metrics: dict[str, float] = {"num-examples": 0, "classes-condensed": 0, "classes-skipped": 0, "syn-bytes": 0, "empty": 1}
     if data is None:
         metrics["seconds"] = time.perf_counter() - start
         return RecordDict(), metrics
+    params: dict[str, Any] = {**round_cfg.method_kwargs, "ipc": round_cfg.ipc, "seed": seed, "device": device,
+                              "show_progress": False}
+    condenser = make_condenser(round_cfg.method, **params)
+    need = condenser.min_samples_per_class()
     counts = torch.bincount(data.y, minlength=num_classes)
-    keep = [c for c in range(num_classes) if counts[c] >= cfg.ipc]
+    keep = [c for c in range(num_classes) if counts[c] >= need]
     metrics["num-examples"] = int(counts.sum())
-    metrics["classes-skipped"] = int(((counts > 0) & (counts < cfg.ipc)).sum())
-    if not keep:
+    metrics["classes-skipped"] = int(((counts > 0) & (counts < need)).sum())
+    if len(keep) < max(1, condenser.min_classes):
+        metrics["classes-skipped"] = int((counts > 0).sum())
         metrics["seconds"] = time.perf_counter() - start
         return RecordDict(), metrics
     mask = torch.isin(data.y, torch.tensor(keep))
     local = TensorData(data.x[mask], data.y[mask], num_classes, None, data.name)
-    from condense.api import make_condenser
-    from condense.registry import get_method
-
-    names = set(get_method(cfg.method).cls._param_names())
-    params: dict[str, Any] = {"ipc": cfg.ipc, "seed": seed, "device": cfg.device, "show_progress": False}
-    params.update({k: getattr(cfg, k) for k in _DISTILL_PARAMS if k in names})
-    if "model" in names:
-        params["model"] = cfg.model
-        params["model_kwargs"] = {"width": cfg.width} if cfg.model == "resnet" else {"width": cfg.width, "depth": cfg.depth}
-    condenser = make_condenser(cfg.method, **params)
     if global_state is not None:
         shape = tuple(local.image_shape)
         condenser = around_global_model(
-            condenser, lambda: build_global_model(cfg, shape, num_classes), global_state, server_normalization(cfg), cfg.feddm_radius
+            condenser, lambda: build_global_model(round_cfg.model, round_cfg.model_kwargs, shape, num_classes),
+            global_state, round_cfg.server_normalization(), round_cfg.feddm_radius,
         )
     syn = condenser.condense(local, num_classes)
-    arrays, syn_config = encode_synthetic_set(syn, cfg.encoding)
+    arrays, syn_config = encode_synthetic_set(syn, round_cfg.encoding)
     metrics.update({"classes-condensed": len(keep), "syn-bytes": arrays.count_bytes(), "empty": 0})
     metrics["seconds"] = time.perf_counter() - start
     return RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: syn_config}), metrics
 
 
-def _seed(cfg: FLConfig, context: Context, server_round: int) -> int:
-    return cfg.seed * 100_003 + 1_000 * int(context.node_config.get("partition-id", 0)) + server_round
+def _seed(round_cfg: RoundConfig, local: ClientSettings) -> int:
+    return round_cfg.seed * 100_003 + 1_000 * local.partition_id + round_cfg.server_round
 
 
-def handle_distill(msg: Message, context: Context) -> Message:
+def handle_distill(msg: Message, context: Context, defaults: ClientSettings | None = None) -> Message:
     """``train.distill``: reply with this node's synthetic set (FedDM-style when weights come along)."""
-    cfg, record = read_config(msg)
-    torch.set_num_threads(cfg.threads)
-    num_classes = int(record["num-classes"])
-    server_round = int(record.get("server-round", 1))
+    round_cfg = read_round(msg)
+    local = (defaults or ClientSettings()).resolve(dict(context.run_config), dict(context.node_config))
+    torch.set_num_threads(local.threads)
     global_state = None
-    if "arrays" in msg.content.array_records and cfg.feddm_radius >= 0 and cfg.strategy == "multiround":
+    if "arrays" in msg.content.array_records and round_cfg.feddm_radius >= 0:
         global_state = msg.content.array_records["arrays"].to_torch_state_dict()
-    data = load_client_data(context, cfg)
-    content, metrics = condense_local(data, cfg, num_classes, _seed(cfg, context, server_round), global_state)
+    data = load_client_data(local)
+    content, metrics = condense_local(data, round_cfg, _seed(round_cfg, local), local.device, global_state)
     content["metrics"] = MetricRecord(metrics)
     return Message(content=content, reply_to=msg)
 
 
-def handle_train(msg: Message, context: Context) -> Message:
+def handle_train(msg: Message, context: Context, defaults: ClientSettings | None = None) -> Message:
     """``train``: FedAvg local training of the received model (plus a set when ``distill`` is set)."""
-    cfg, record = read_config(msg)
-    torch.set_num_threads(cfg.threads)
-    num_classes = int(record["num-classes"])
-    server_round = int(record.get("server-round", 1))
-    data = load_client_data(context, cfg)
+    round_cfg = read_round(msg)
+    local = (defaults or ClientSettings()).resolve(dict(context.run_config), dict(context.node_config))
+    torch.set_num_threads(local.threads)
+    data = load_client_data(local)
     received = msg.content.array_records["arrays"]
     content = RecordDict()
     metrics: dict[str, float] = {}
-    if record.get("distill", False):
-        content, metrics = condense_local(data, cfg, num_classes, _seed(cfg, context, server_round))
+    seed = _seed(round_cfg, local)
+    if round_cfg.distill:
+        content, metrics = condense_local(data, round_cfg, seed, local.device)
     start = time.perf_counter()
     if data is None:
         content["arrays"] = received
         metrics["num-examples"] = 0
     else:
-        model = build_global_model(cfg, tuple(data.image_shape), num_classes)
+        model = build_global_model(round_cfg.model, round_cfg.model_kwargs, tuple(data.image_shape), round_cfg.num_classes)
         model.load_state_dict(received.to_torch_state_dict())
-        train_local(model, data, cfg, _seed(cfg, context, server_round))
+        train_local(model, data, round_cfg, seed, local.device)
         content["arrays"] = ArrayRecord(model.state_dict())
         metrics["num-examples"] = len(data)
     metrics["train-seconds"] = time.perf_counter() - start
@@ -145,11 +151,12 @@ def handle_train(msg: Message, context: Context) -> Message:
 FAULTS = ("raise", "nan", "wrong-shape")
 
 
-def _faulty(kind: str, msg: Message, context: Context) -> Message:
+def _faulty(kind: str, msg: Message, context: Context, defaults: ClientSettings | None = None) -> Message:
     """A deliberately bad reply (for testing that the server survives it)."""
     if kind == "raise":
         raise RuntimeError(f"injected failure on partition {context.node_config.get('partition-id')}")
-    reply = handle_distill(msg, context) if msg.metadata.message_type.endswith("distill") else handle_train(msg, context)
+    handler = handle_distill if msg.metadata.message_type.endswith("distill") else handle_train
+    reply = handler(msg, context, defaults)
     record = reply.content.array_records.get(ARRAYS_KEY)
     if record is not None:
         images = record["images"].numpy().astype(np.float32)
@@ -162,11 +169,13 @@ def _faulty(kind: str, msg: Message, context: Context) -> Message:
     return reply
 
 
-def build_client_app(faults: dict[int, str] | None = None) -> ClientApp:
+def build_client_app(faults: dict[int, str] | None = None, defaults: ClientSettings | None = None) -> ClientApp:
     """A ClientApp answering ``train`` and ``train.distill`` with the handlers above.
 
-    ``faults`` maps partition ids to a misbehaviour (``raise``, ``nan``,
-    ``wrong-shape``), for testing that a run survives bad clients.
+    ``defaults``: the client's own settings where its node and run config say
+    nothing (see :mod:`.client_settings`). ``faults`` maps partition ids to a
+    misbehaviour (``raise``, ``nan``, ``wrong-shape``), for testing that a run
+    survives bad clients.
     """
     faults = dict(faults or {})
     bad = {k: v for k, v in faults.items() if v not in FAULTS}
@@ -176,7 +185,7 @@ def build_client_app(faults: dict[int, str] | None = None) -> ClientApp:
 
     def dispatch(handler, msg: Message, context: Context) -> Message:  # noqa: ANN001
         kind = faults.get(int(context.node_config.get("partition-id", -1)))
-        return _faulty(kind, msg, context) if kind else handler(msg, context)
+        return _faulty(kind, msg, context, defaults) if kind else handler(msg, context, defaults)
 
     @app.train()
     def _train(msg: Message, context: Context) -> Message:

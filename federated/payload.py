@@ -2,7 +2,10 @@
 
 Images travel in *pixel space* (the set's own normalization undone), so every
 client may condense with its local statistics and the server re-normalizes
-all sets with one normalization of its own. Three encodings:
+all sets with one normalization of its own. A set stored in a multi-formation
+(``formation_factor`` f > 1: each image packs f x f tiles) travels packed,
+with its factor in the config (``formation-factor``), and learned soft labels
+travel beside the images; the server expands and uses both. Three encodings:
 
 * ``float32``: exact;
 * ``float16``: half the bytes, ~3 significant digits;
@@ -33,13 +36,15 @@ SHARED_META = ("method", "ipc", "seed", "steps_run", "seconds", "final_loss", "i
 
 @dataclass
 class DecodedPayload:
-    """Pixel-space images (float32), labels and optional soft labels of a payload."""
+    """Pixel-space images (float32, packed when ``formation_factor > 1``), labels and
+    optional soft labels of a payload."""
 
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
     soft_labels: np.ndarray | None
     meta: dict[str, Any]
+    formation_factor: int = 1
 
     def to_synthetic_set(self, normalization: Normalization | None) -> SyntheticSet:
         """Normalize with the server's statistics and build a validated set."""
@@ -48,7 +53,8 @@ class DecodedPayload:
         if normalization is not None:
             x = normalization.apply(x)
         soft = None if self.soft_labels is None else torch.from_numpy(self.soft_labels)
-        return SyntheticSet(x, torch.from_numpy(self.labels.astype(np.int64)), self.num_classes, soft, meta,
+        labels = torch.from_numpy(self.labels.astype(np.int64))
+        return SyntheticSet(x, labels, self.num_classes, soft, meta, formation_factor=self.formation_factor,
                             normalization=normalization)
 
 
@@ -57,14 +63,11 @@ def encode_synthetic_set(syn: SyntheticSet, encoding: str = "float32") -> tuple[
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown payload encoding '{encoding}': choose one of {', '.join(ENCODINGS)}")
     syn.validate()
-    if syn.formation_factor > 1:
-        # the server would train on the packed tiles as if they were images
-        raise ValueError(f"method '{syn.meta.get('method')}' stores its images in a compressed formation, which a "
-                         "synthetic-set payload does not carry: use a method without formations")
-    x = syn.denormalized_images().numpy().astype(np.float32)
+    x = syn.denormalized_images().numpy().astype(np.float32)  # affine per channel: commutes with expansion
     config: dict[str, Any] = {
         "encoding": encoding,
         "num-classes": syn.num_classes,
+        "formation-factor": syn.formation_factor,
         "meta-json": json.dumps({k: syn.meta[k] for k in SHARED_META if k in syn.meta}),
     }
     if encoding == "float16":

@@ -22,7 +22,7 @@ from flwr.serverapp import Grid, ServerApp
 from condense.data import load_dataset
 from condense.normalization import Normalization
 from condense.federated.accounting import CountingGrid
-from condense.federated.config import CONFIG_JSON_KEY, FLConfig
+from condense.federated.config import FLConfig
 from condense.federated.local_training import build_global_model
 from condense.federated.report import FLReport, RoundRecord
 from condense.federated.server_training import held_out_accuracy
@@ -46,7 +46,7 @@ def run_federated(grid: Grid, cfg: FLConfig) -> FLReport:
 
     def build():
         torch.manual_seed(cfg.seed)
-        return build_global_model(cfg, shape, k)
+        return build_global_model(cfg.model, cfg.global_model_kwargs(), shape, k)
 
     report = FLReport(cfg.strategy, config=json.loads(cfg.to_json()))
     counting = CountingGrid(grid)
@@ -64,7 +64,8 @@ def run_federated(grid: Grid, cfg: FLConfig) -> FLReport:
         return MetricRecord({"accuracy": acc})
 
     def client_config(server_round: int = 1) -> ConfigRecord:
-        return ConfigRecord({CONFIG_JSON_KEY: cfg.to_json(), "num-classes": k, "server-round": server_round})
+        """Only what a round needs (never the run's data paths, timeouts or report files)."""
+        return cfg.round_config(server_round, k).to_record()
 
     limit = cfg.max_payload_bytes or PayloadLimits.for_run(shape, k, cfg.ipc).max_bytes
     limits = PayloadLimits(shape, k, cfg.ipc, int(limit))

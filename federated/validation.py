@@ -20,6 +20,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from condense.errors import CondenseError
+from condense.formation import MAX_FORMATION_FACTOR
 from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, ENCODINGS, SHARED_META, DecodedPayload, decode_images
 
 _ALLOWED_ARRAYS = {"images", "labels", "soft_labels"}
@@ -42,6 +43,8 @@ class PayloadLimits:
             ``ipc * num_classes`` images.
         max_bytes: the most bytes the reply's set may take on the wire.
         encodings: encodings the server accepts.
+        max_formation_factor: the largest multi-formation factor accepted (a set
+            of factor f trains the server on f**2 times as many images).
     """
 
     image_shape: tuple[int, int, int]
@@ -49,6 +52,7 @@ class PayloadLimits:
     ipc: int
     max_bytes: int
     encodings: tuple[str, ...] = ENCODINGS
+    max_formation_factor: int = MAX_FORMATION_FACTOR
 
     @property
     def max_images(self) -> int:
@@ -128,11 +132,24 @@ def validate_reply(content: RecordDict, limits: PayloadLimits) -> DecodedPayload
     num_classes = config.get("num-classes")
     if num_classes != limits.num_classes:
         _reject(f"num-classes is {num_classes!r}, the run has {limits.num_classes}")
+    factor = _formation_factor(config.get("formation-factor", 1), limits)
     meta = _shared_meta(config.get("meta-json", "{}"))
     pixels = decode_images(images, config)
     if not np.isfinite(pixels).all():
         _reject("decoded images are not finite")
-    return DecodedPayload(pixels, labels.astype(np.int64), limits.num_classes, soft, meta)
+    return DecodedPayload(pixels, labels.astype(np.int64), limits.num_classes, soft, meta, factor)
+
+
+def _formation_factor(value: object, limits: PayloadLimits) -> int:
+    """The declared formation factor: an integer in 1..max that divides the image's height and width."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        _reject(f"formation-factor must be an integer, got {value!r}")
+    if not 1 <= value <= limits.max_formation_factor:
+        _reject(f"formation-factor {value} is outside 1..{limits.max_formation_factor}")
+    _, h, w = limits.image_shape
+    if h % value or w % value:
+        _reject(f"formation-factor {value} does not divide the image size {h}x{w}")
+    return value
 
 
 def _finite_number(value: object) -> bool:

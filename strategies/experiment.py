@@ -187,7 +187,8 @@ def run_cl(
     for p in plugins:
         policy = getattr(p, "storage_policy", None)
         if policy is not None:
-            buffer_size = len(policy.buffer)
+            # stored images (a CondensedBuffer's formation rows expand at replay: its dataset is larger)
+            buffer_size = len(policy) if hasattr(type(policy), "__len__") else len(policy.buffer)
             condense_seconds = [h["seconds"] for h in getattr(policy, "history", []) if not h.get("cached")]
     return CLResult(asdict(cfg), seed, accs, accs[-1], forgetting, round(seconds, 2),
                     round(seconds / len(accs), 2), condense_seconds, buffer_size)

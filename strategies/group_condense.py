@@ -15,6 +15,7 @@ import torch
 from condense.api import make_condenser
 from condense.data import TensorData
 from condense.errors import CondenseError, InsufficientSamplesError
+from condense.strategies.stored_group import StoredGroup
 
 Group = tuple[int, int]  # (task label, class label)
 SMALL_CLASS_POLICIES = ("error", "keep")
@@ -32,8 +33,12 @@ def condense_groups(
     show_progress: bool = True,
     small_classes: str = "error",
     what: str = "data",
-) -> dict[Group, torch.Tensor]:
-    """Images for every group in ``targets``: ``targets[g]`` of them, in the space of ``x``.
+) -> dict[Group, StoredGroup]:
+    """Stored rows for every group in ``targets``: ``targets[g]`` of them, in the space of ``x``.
+
+    Each row is one image of the input's size; a method that stores
+    multi-formation images (``formation_factor > 1``) or learns soft labels
+    gives groups that carry them (see :class:`StoredGroup`).
 
     Groups of one task that share a target size are condensed together in one
     call of the registry method (so methods that look at all classes at once,
@@ -44,7 +49,7 @@ def condense_groups(
     """
     if small_classes not in SMALL_CLASS_POLICIES:
         raise ValueError(f"small_classes must be one of {SMALL_CLASS_POLICIES}, got {small_classes!r}")
-    out: dict[Group, torch.Tensor] = {}
+    out: dict[Group, StoredGroup] = {}
     buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
     for (task, cls), target in sorted(targets.items()):
         idx = torch.nonzero((t == task) & (y == cls)).flatten()
@@ -57,7 +62,7 @@ def condense_groups(
                 "pass small_classes='keep' to store all of them instead"
             )
         if n <= target:
-            out[(task, cls)] = x[idx].clone()
+            out[(task, cls)] = StoredGroup(x[idx].clone())
         else:
             buckets[(task, target)].append(cls)
     for (task, target), classes in sorted(buckets.items()):
@@ -67,12 +72,13 @@ def condense_groups(
             method, ipc=target, seed=seed, device=str(device), show_progress=show_progress, **(method_kwargs or {})
         )
         syn = condenser.condense(data)
-        if syn.formation_factor > 1:
-            raise CondenseError(
-                f"method '{method}' stores images in a compressed formation; CondensedBuffer counts memory in "
-                "images of the input's size and does not support formations"
-            )
-        images = syn.denormalized_images()  # back into the space the data came in
+        if syn.image_shape != tuple(x.shape[1:]):
+            raise CondenseError(f"method '{method}' made images of shape {syn.image_shape}, the data's are {tuple(x.shape[1:])}")
+        # Back into the space the data came in; per-channel affine, so it commutes with formation expansion.
+        images = syn.denormalized_images()
+        factor = syn.formation_factor
         for cls in classes:
-            out[(task, cls)] = images[syn.labels == cls].clone()
+            rows = syn.labels == cls
+            soft = None if syn.soft_labels is None else syn.soft_labels[rows].clone()
+            out[(task, cls)] = StoredGroup(images[rows].clone(), soft, factor)
     return out

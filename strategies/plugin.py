@@ -35,6 +35,13 @@ class CondensedReplayPlugin(SupervisedPlugin):
       and the model is trained on the buffer alone for ``buffer_epochs``
       epochs (default: the strategy's ``train_epochs``), with DSA if ``augment``.
 
+    Buffer samples are the buffer's training images (multi-formation rows
+    expanded, :meth:`CondensedBuffer.replay_tensors`). When the buffer holds
+    learned soft labels, the loss of buffer samples is the cross-entropy
+    against their soft targets instead of the hard labels (in both modes; the
+    strategy's criterion is assumed to be cross-entropy on the hard labels,
+    as Avalanche's ``Naive``, ``EWC`` and ``LwF`` use).
+
     Args:
         buffer: the storage policy; or give ``mem_size`` (and ``buffer_kwargs``)
             and one is built.
@@ -78,7 +85,8 @@ class CondensedReplayPlugin(SupervisedPlugin):
         self.seed = seed
         self.init_model: torch.nn.Module | None = None
         # Per-experience state, cleared after each experience (so checkpoints stay small and picklable).
-        self._replay: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._replay: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._targets: torch.Tensor | None = None  # soft targets of this iteration's buffer samples
         self._order: torch.Tensor | None = None
         self._cursor = 0
         self._n_buffer = 0
@@ -103,7 +111,7 @@ class CondensedReplayPlugin(SupervisedPlugin):
         if self.mode != "buffer-only":
             return
         self.storage_policy.post_adapt(strategy, strategy.experience)
-        strategy.adapted_dataset = self.storage_policy.buffer
+        strategy.adapted_dataset = self.storage_policy.training_dataset()
         if self.buffer_epochs is not None:
             self._saved_epochs = strategy.train_epochs
             strategy.train_epochs = self.buffer_epochs
@@ -112,26 +120,32 @@ class CondensedReplayPlugin(SupervisedPlugin):
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._gen = torch.Generator().manual_seed(self.seed + 7919 * strategy.clock.train_exp_counter)
         if self.augment:
-            x = self.storage_policy.tensors()[0]
+            x = self.storage_policy.replay_tensors()[0]
             channels = x.shape[1] if x.dim() == 4 and x.shape[0] else 1
             self._dsa = SiameseAugment(default_strategy(channels))
         if self.mode == "replay" and len(self.storage_policy) > 0 and self.buffer_share > 0:
-            self._replay = self.storage_policy.tensors()
+            self._replay = self.storage_policy.replay_tensors()
             self._order = torch.randperm(self._replay[0].shape[0], generator=self._gen)
             self._cursor = 0
 
     def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         self._n_buffer = 0
+        self._targets = None
         if self.mode == "buffer-only":
             if self._dsa is not None:
                 strategy.mbatch[0] = self._augment(strategy.mbatch[0])
+            if len(strategy.mbatch) == 4:  # (x, y, soft target, t): see CondensedBuffer.training_dataset
+                self._n_buffer = strategy.mbatch[0].shape[0]
+                self._targets = strategy.mbatch[2]
             return
         if self._replay is None:
             return
         n_cur = strategy.mbatch[0].shape[0]
         n_buf = max(1, round(n_cur * self.buffer_share / (1.0 - self.buffer_share)))
         idx = self._next_indices(n_buf)
-        bx, by, bt = (v[idx] for v in self._replay)
+        bx, by, bt = (v[idx] for v in self._replay[:3])
+        if self._replay[3] is not None:
+            self._targets = self._replay[3][idx]
         device = strategy.mbatch[0].device
         bx = bx.to(device)
         if self._dsa is not None:
@@ -144,20 +158,23 @@ class CondensedReplayPlugin(SupervisedPlugin):
         self._n_buffer = n_buf
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        # The strategy's criterion averaged over all n samples; shift the buffer part to weight w.
-        if self._n_buffer == 0 or self.buffer_loss_weight == 1.0:
+        # The strategy's criterion averaged the hard-label cross-entropy over all n samples;
+        # replace the buffer part by w x (its soft-target cross-entropy, or the hard one).
+        weight = self.buffer_loss_weight if self.mode == "replay" else 1.0
+        if self._n_buffer == 0 or (weight == 1.0 and self._targets is None):
             return
         n = strategy.mb_output.shape[0]
         out_buf = strategy.mb_output[-self._n_buffer :]
         y_buf = strategy.mb_y[-self._n_buffer :]
-        buf_loss = F.cross_entropy(out_buf, y_buf)
-        strategy.loss = strategy.loss + (self.buffer_loss_weight - 1.0) * buf_loss * self._n_buffer / n
+        hard = F.cross_entropy(out_buf, y_buf)
+        wanted = hard if self._targets is None else soft_cross_entropy(out_buf, self._targets.to(out_buf.device))
+        strategy.loss = strategy.loss + (weight * wanted - hard) * self._n_buffer / n
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self._saved_epochs is not None:
             strategy.train_epochs = self._saved_epochs
             self._saved_epochs = None
-        self._replay, self._order, self._gen, self._dsa = None, None, None, None
+        self._replay, self._order, self._gen, self._dsa, self._targets = None, None, None, None, None
         if self.mode == "replay":
             self.storage_policy.post_adapt(strategy, strategy.experience)
 
@@ -177,6 +194,17 @@ class CondensedReplayPlugin(SupervisedPlugin):
         return torch.cat(out)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DSA on a batch of buffer images (no gradient)."""
         assert self._dsa is not None
         with torch.no_grad():
             return self._dsa(x, self._gen)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` against probability ``targets`` (narrower targets are
+    padded with zero probability; a wider head than the targets is the usual case)."""
+    if targets.shape[1] < logits.shape[1]:
+        targets = F.pad(targets, (0, logits.shape[1] - targets.shape[1]))
+    elif targets.shape[1] > logits.shape[1]:
+        raise ValueError(f"soft targets over {targets.shape[1]} classes for a model with {logits.shape[1]} outputs")
+    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()

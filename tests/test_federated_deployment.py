@@ -65,7 +65,8 @@ def test_oneshot_on_secure_superlink_and_two_supernodes(tmp_path: Path) -> None:
             _http_status(dep.port)
         result = dep.flwr_run(
             APP,
-            run_config=f"report-path='{report_path}' steps=5 server-epochs=60 width=16 num-clients=2 min-clients=2",
+            run_config=(f"report-path='{report_path}' server-epochs=60 width=16 num-clients=2 min-clients=2 "
+                        """method-kwargs='{"steps": 5, "batch_real": 32, "model_kwargs": {"width": 16}}'"""),
             timeout=240,
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

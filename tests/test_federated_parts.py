@@ -47,20 +47,20 @@ def test_dirichlet_small_alpha_is_skewed_iid_is_not() -> None:
 
 
 def test_client_without_data_or_enough_samples_sends_an_empty_reply(digits) -> None:
-    cfg = FLConfig(ipc=5, steps=2)
-    content, metrics = condense_local(None, cfg, 10, seed=0)
+    cfg = FLConfig(ipc=5, method_kwargs={"steps": 2}).round_config(1, 10)
+    content, metrics = condense_local(None, cfg, seed=0)
     assert metrics["empty"] == 1 and len(content.array_records) == 0
     train, _ = digits
     few = train.subset(torch.nonzero(train.y == 3).flatten()[:4])  # one class, 4 < ipc samples
-    content, metrics = condense_local(few, cfg, 10, seed=0)
+    content, metrics = condense_local(few, cfg, seed=0)
     assert metrics["empty"] == 1 and metrics["classes-skipped"] == 1
 
 
 def test_single_class_client_sends_a_valid_one_class_set(digits) -> None:
     train, _ = digits
     one = train.subset(torch.nonzero(train.y == 7).flatten())
-    cfg = FLConfig(ipc=3, steps=3, batch_real=16, width=8, encoding="uint8")
-    content, metrics = condense_local(one, cfg, 10, seed=0)
+    cfg = FLConfig(ipc=3, method_kwargs={"steps": 3, "batch_real": 16, "model_kwargs": {"width": 8}}, encoding="uint8")
+    content, metrics = condense_local(one, cfg.round_config(1, 10), seed=0)
     assert metrics["empty"] == 0 and metrics["classes-condensed"] == 1
     decoded = validate_reply(content, PayloadLimits.for_run((1, 8, 8), 10, 3))
     assert decoded.labels.tolist() == [7, 7, 7]
@@ -69,7 +69,7 @@ def test_single_class_client_sends_a_valid_one_class_set(digits) -> None:
 def test_small_classes_are_skipped_not_condensed(digits) -> None:
     train, _ = digits
     idx = torch.cat([torch.nonzero(train.y == 1).flatten()[:30], torch.nonzero(train.y == 2).flatten()[:2]])
-    content, metrics = condense_local(train.subset(idx), FLConfig(ipc=4, steps=2, width=8, method="random"), 10, seed=0)
+    content, metrics = condense_local(train.subset(idx), FLConfig(ipc=4, method="random").round_config(1, 10), seed=0)
     decoded = validate_reply(content, PayloadLimits.for_run((1, 8, 8), 10, 4))
     assert set(decoded.labels.tolist()) == {1} and metrics["classes-skipped"] == 1
 
@@ -110,17 +110,17 @@ def test_counting_grid_counts_every_record_sent_and_received() -> None:
 
 def test_global_model_sampler_stays_near_the_received_weights() -> None:
     cfg = FLConfig(width=8)
-    model = build_global_model(cfg, (1, 8, 8), 10)
+    model = build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     norm = Normalization((0.3,), (0.4,))
-    sampler = GlobalModelSampler(build_global_model(cfg, (1, 8, 8), 10), state, norm, norm, 0.05, "cpu", torch.Generator().manual_seed(0))
+    sampler = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, norm, norm, 0.05, "cpu", torch.Generator().manual_seed(0))
     a = sampler.sample(0).model.state_dict()["classifier.weight"].clone()
     b = sampler.sample(1).model.state_dict()["classifier.weight"].clone()
     ref = state["classifier.weight"]
     assert not torch.equal(a, b)
     assert (a - ref).norm() < 0.2 * ref.norm() and (a - ref).norm() > 0
     x = torch.randn(2, 1, 8, 8)
-    exact = GlobalModelSampler(build_global_model(cfg, (1, 8, 8), 10), state, norm, norm, 0.0, "cpu", torch.Generator())
+    exact = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, norm, norm, 0.0, "cpu", torch.Generator())
     model.eval()
     assert torch.allclose(exact.sample(0).eval()(x), model(x), atol=1e-5)
 
@@ -128,9 +128,10 @@ def test_global_model_sampler_stays_near_the_received_weights() -> None:
 def test_around_global_model_condenses_with_the_global_network(digits) -> None:
     train, _ = digits
     cfg = FLConfig(width=8)
-    model = build_global_model(cfg, (1, 8, 8), 10)
+    model = build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10)
     dm = make_condenser("dm", ipc=2, steps=3, batch_real=16, model_kwargs={"width": 8}, show_progress=False)
-    wrapped = around_global_model(dm, lambda: build_global_model(cfg, (1, 8, 8), 10), model.state_dict(), None, 0.01)
+    wrapped = around_global_model(dm, lambda: build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10),
+                                  model.state_dict(), None, 0.01)
     assert type(wrapped).__name__ == "GlobalDistributionMatching" and wrapped.get_params() == dm.get_params()
     syn = wrapped.condense(train)
     assert len(syn) == 20 and syn.meta["method"] == "dm"
@@ -147,7 +148,8 @@ def test_around_global_model_condenses_with_the_global_network(digits) -> None:
         ({"encoding": "int4"}, "encoding"),
         ({"timeout": 0}, "timeout"),
         ({"rounds": 0}, "rounds"),
-        ({"method": "idm"}, "formation"),
+        ({"method": "dm", "method_kwargs": {"stepz": 3}}, "stepz"),
+        ({"method": "dm", "method_kwargs": {"ipc": 3}}, "ipc"),
     ],
 )
 def test_bad_config_is_refused(bad: dict, fragment: str) -> None:
@@ -161,6 +163,9 @@ def test_config_round_trips_through_json_and_run_config() -> None:
     cfg.report_path = "x"
     assert FLConfig.from_run_config({"strategy": "hybrid", "rounds": 3, "alpha": 0.5, "root": "", "report-path": "x"}) == cfg
     assert FLConfig.from_run_config({"report-path": ""}).report_path is None
+    assert FLConfig.from_run_config({"method-kwargs": '{"steps": 7}'}).method_kwargs == {"steps": 7}
+    with pytest.raises(InvalidFLConfigError, match="method-kwargs"):
+        FLConfig.from_run_config({"steps": 7})  # the old style points to the new one
 
 
 class _Meta:
@@ -187,8 +192,8 @@ def test_collector_reports_missing_errors_empties_and_rejects(digits) -> None:
     from condense.federated.strategies import SetCollector
 
     train, _ = digits
-    good, _ = condense_local(train, FLConfig(ipc=2, method="random"), 10, seed=0)
-    bad, _ = condense_local(train, FLConfig(ipc=2, method="random"), 10, seed=1)
+    good, _ = condense_local(train, FLConfig(ipc=2, method="random").round_config(1, 10), seed=0)
+    bad, _ = condense_local(train, FLConfig(ipc=2, method="random").round_config(1, 10), seed=1)
     bad.array_records["syn"]["labels"] = __import__("flwr.app", fromlist=["Array"]).Array(np.full(20, 99, np.uint8))
     empty = RecordDict({"metrics": MetricRecord({"empty": 1, "num-examples": 0})})
     report = FLReport("oneshot")
@@ -211,7 +216,7 @@ def test_cli_fl_prints_a_json_last_line(monkeypatch, capsys) -> None:
 
     seen = {}
 
-    def fake_simulate(cfg, max_parallel=1):  # noqa: ANN001
+    def fake_simulate(cfg, max_parallel=1, **kwargs):  # noqa: ANN001
         seen["cfg"] = cfg
         return FLReport(cfg.strategy, history=[RoundRecord(0, 0.1, 0, 0, 0.0), RoundRecord(1, 0.9, 500, 100, 2.0)], wall_seconds=2.0)
 

@@ -134,8 +134,58 @@ def test_only_shared_metadata_with_plain_values_reaches_the_server() -> None:
     assert len(decoded.to_synthetic_set(NORM).training_tensors()[0]) == 9  # not expanded by a client's factor
 
 
-def test_a_set_in_a_compressed_formation_is_not_sent() -> None:
-    syn = make_set()
-    syn.formation_factor = 2
-    with pytest.raises(ValueError, match="formation"):
-        encode_synthetic_set(syn)
+def _formation_set(factor: int = 2) -> SyntheticSet:
+    syn = make_set(soft=True)
+    return SyntheticSet(syn.images, syn.labels, 10, syn.soft_labels, dict(syn.meta), formation_factor=factor,
+                        normalization=syn.normalization)
+
+
+def test_a_set_in_a_formation_travels_packed_and_the_server_expands_it() -> None:
+    syn = _formation_set(2)
+    content = reply(syn)
+    assert content.config_records[CONFIG_KEY]["formation-factor"] == 2
+    assert encode_synthetic_set(syn)[0].count_bytes() == encode_synthetic_set(make_set(soft=True))[0].count_bytes()
+    back = validate_reply(content, LIMITS).to_synthetic_set(NORM)
+    assert back.formation_factor == 2 and len(back) == 9
+    x, y, soft = back.training_tensors()
+    assert x.shape == (36, *SHAPE) and torch.equal(y, syn.labels.repeat_interleave(4))
+    assert soft is not None and torch.allclose(soft, syn.soft_labels.repeat_interleave(4, 0))
+
+
+@pytest.mark.parametrize("factor,fragment", [(3, "divide"), (0, "outside"), (16, "outside"), (2.0, "integer"),
+                                             (True, "integer"), ("2", "integer")])
+def test_a_bad_formation_factor_is_rejected(factor: object, fragment: str) -> None:
+    content = reply(_formation_set(2))
+    content.config_records[CONFIG_KEY]["formation-factor"] = factor
+    with pytest.raises(PayloadRejected, match=fragment):
+        validate_reply(content, LIMITS)
+
+
+def test_the_server_bounds_the_formation_factor_it_accepts() -> None:
+    import dataclasses
+
+    content = reply(_formation_set(4))
+    assert validate_reply(content, LIMITS).formation_factor == 4
+    with pytest.raises(PayloadRejected, match="outside 1..2"):
+        validate_reply(content, dataclasses.replace(LIMITS, max_formation_factor=2))
+
+
+@pytest.mark.parametrize("shape", [(9, 9), (8, 10), (9,)])
+def test_soft_labels_of_the_wrong_shape_are_rejected(shape: tuple[int, ...]) -> None:
+    content = reply(make_set(soft=True))
+    content.array_records[ARRAYS_KEY]["soft_labels"] = Array(np.zeros(shape, np.float32))
+    with pytest.raises(PayloadRejected, match="soft_labels"):
+        validate_reply(content, LIMITS)
+
+
+def test_server_training_uses_soft_labels_and_expands_formations() -> None:
+    from condense.federated.server_training import union
+
+    hard = make_set()
+    soft = _formation_set(2)
+    x, y, logits = union([hard, soft])
+    assert x.shape[0] == 9 + 36 and logits is not None and logits.shape == (45, 10)
+    probs = torch.softmax(logits, 1)
+    assert torch.equal(probs[:9], torch.nn.functional.one_hot(hard.labels, 10).float())  # hard rows stay one-hot
+    assert torch.allclose(probs[9:], torch.softmax(soft.soft_labels, 1).repeat_interleave(4, 0))
+    assert union([hard])[2] is None

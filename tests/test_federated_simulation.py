@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 # Ray runs ClientApps at nice 15: beside other CPU work they can take minutes, so the
 # timeout is generous (an idle machine answers in seconds; "missing" would fail the test).
-BASE = dict(data="digits", num_clients=4, partitioner="dirichlet", alpha=1.0, ipc=5, steps=10, batch_real=32, width=16,
+BASE = dict(data="digits", num_clients=4, partitioner="dirichlet", alpha=1.0, ipc=5, width=16,
+            method_kwargs={"steps": 10, "batch_real": 32, "model_kwargs": {"width": 16}},
             server_epochs=100, server_batch=32, encoding="float16", seed=0, timeout=1800, min_clients=1)
 
 
@@ -27,7 +28,7 @@ def reports() -> dict[str, FLReport]:
         FLConfig(strategy="oneshot", **BASE),
         FLConfig(strategy="hybrid", rounds=2, hybrid_epochs=5, local_epochs=3, local_lr=0.05, **BASE),
     ]
-    out = simulate_many(configs, client_app=build_client_app({2: "raise", 3: "nan"}))
+    out = simulate_many(configs, client_app=build_client_app({2: "raise", 3: "nan"}, defaults=configs[0].client_settings()))
     return {r.strategy: r for r in out}
 
 

@@ -39,7 +39,7 @@ class _Reply:
 
 def _build() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_global_model(CFG, SHAPE, K)
+    return build_global_model(CFG.model, CFG.global_model_kwargs(), SHAPE, K)
 
 
 def _weights(offset: float) -> dict[str, torch.Tensor]:
@@ -89,7 +89,7 @@ def test_fedavg_averages_only_replies_that_fit_the_model() -> None:
 
 def test_a_failed_server_training_keeps_the_previous_sets(monkeypatch) -> None:
     train, _ = load_dataset("digits")
-    content, metrics = condense_local(train, CFG, K, seed=0)
+    content, metrics = condense_local(train, CFG.round_config(1, K), seed=0)
     report = FLReport("oneshot")
     strategy = _strategy(lambda cfg, build, collector, **_: OneShot(cfg, build, collector, lambda r: ConfigRecord({})), report)
 
@@ -113,7 +113,7 @@ def test_hybrid_keeps_sets_only_from_clients_whose_weights_were_averaged() -> No
     strategy = _strategy(Hybrid, report)
     replies = []
     for node, weights in ((1, _weights(0.5)), (2, {k: v.double() for k, v in _weights(0.5).items()})):
-        content, metrics = condense_local(train, CFG, K, seed=node)
+        content, metrics = condense_local(train, CFG.round_config(1, K), seed=node)
         content["arrays"] = ArrayRecord({k: Array(v.numpy()) for k, v in weights.items()})
         content["metrics"] = MetricRecord({**metrics, "num-examples": 10})
         replies.append(_Reply(node, content))

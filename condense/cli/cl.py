@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup_runtime(args)
+    from condense.cli.extras import require_extra
+
+    require_extra("avalanche", "avalanche", "condense cl")
     from condense.errors import CondenseError
     from condense.reporting import mean_std
     from condense.strategies import CLConfig, run_cl, split_dataset

@@ -13,6 +13,9 @@ def run_section(out_dir: Path, quiet: bool, seed: int) -> str:
 
     import torch
 
+    from condense.cli.extras import require_extra
+
+    require_extra("flower", "flwr", "condense demo (federated section)")
     from condense.federated import FLConfig, simulate_many
     from condense.reporting import markdown_table
 
@@ -21,8 +24,8 @@ def run_section(out_dir: Path, quiet: bool, seed: int) -> str:
     torch.set_num_threads(1)
     configs = [
         FLConfig(
-            data="digits", num_clients=CLIENTS, alpha=ALPHA, strategy=strategy, rounds=rounds, ipc=5, steps=30, batch_real=32,
-            width=32, local_epochs=3, local_lr=0.05, server_epochs=100, server_batch=32, hybrid_epochs=5,
+            data="digits", num_clients=CLIENTS, alpha=ALPHA, strategy=strategy, rounds=rounds, ipc=5,
+            method_kwargs={"steps": 30, "batch_real": 32, "model_kwargs": {"width": 32}}, width=32, local_epochs=3, local_lr=0.05, server_epochs=100, server_batch=32, hybrid_epochs=5,
             encoding="float16", min_clients=1, seed=seed,
         )
         for strategy, rounds in STRATEGIES

@@ -21,10 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=None, help="rounds (None: 1 for oneshot, 3 for multiround, 10 otherwise)")
     p.add_argument("--ipc", type=int, default=10, help="synthetic images per class and client")
     p.add_argument("--method", default="dm", help="condensation method of the clients (see `condense methods`)")
-    p.add_argument("--steps", type=int, default=200, help="distillation steps per client")
+    p.add_argument("--steps", type=int, default=200,
+                   help="distillation steps per client (a method hyperparameter: ignored by methods without steps)")
+    p.add_argument("--method-args", default="{}",
+                   help='JSON hyperparameters of the method, e.g. \'{"batch_real": 64, "model_kwargs": {"width": 32}}\'')
     p.add_argument("--feddm-radius", type=float, default=0.01, help="multiround: noise around the global weights (x each tensor's RMS)")
     p.add_argument("--encoding", default="float16", choices=["float32", "float16", "uint8"], help="how synthetic images travel")
-    p.add_argument("--width", type=int, default=32, help="ConvNet width (every strategy)")
+    p.add_argument("--width", type=int, default=32, help="ConvNet width: the global model's, and the clients' method network's unless --method-args sets model_kwargs")
     p.add_argument("--local-epochs", type=int, default=1, help="FedAvg / hybrid: local epochs per round")
     p.add_argument("--server-epochs", type=int, default=300, help="server training on synthetic sets (oneshot, multiround)")
     p.add_argument("--server-batch", type=int, default=64, help="server minibatch on synthetic sets")
@@ -45,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from condense.cli.extras import require_extra
+
+    require_extra("flower", "flwr", "condense fl")
     from condense.errors import CondenseError
     from condense.federated import FLConfig, simulate
     from condense.registry import get_method
@@ -59,9 +65,22 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         os.environ["CONDENSE_QUIET"] = "1"
     rounds = args.rounds or {"oneshot": 1, "multiround": 3}.get(args.strategy, 10)
+    try:
+        extra = json.loads(args.method_args)
+    except json.JSONDecodeError as exc:
+        raise CondenseError(f"--method-args is not valid JSON: {exc}") from exc
+    if not isinstance(extra, dict):
+        raise CondenseError("--method-args must be a JSON object")
+    # The CLI's own defaults for a client's method (each only where the method takes it):
+    # --steps, 64 real images per class, and the --width ConvNet; --method-args overrides them.
+    taken = set(get_method(args.method).cls._param_names()) if args.strategy != "fedavg" else set()
+    defaults = {"steps": args.steps, "batch_real": 64, "model_kwargs": {"width": args.width}}
+    method_kwargs = {k: v for k, v in defaults.items() if k in taken}
+    method_kwargs.update(extra)
     cfg = FLConfig(
         data=args.data, root=args.root, num_clients=args.clients, partitioner=args.partitioner, alpha=args.alpha,
-        strategy=args.strategy, rounds=rounds, ipc=args.ipc, method=args.method, steps=args.steps, encoding=args.encoding, feddm_radius=args.feddm_radius,
+        strategy=args.strategy, rounds=rounds, ipc=args.ipc, method=args.method, method_kwargs=method_kwargs,
+        encoding=args.encoding, feddm_radius=args.feddm_radius,
         width=args.width, local_epochs=args.local_epochs, server_epochs=args.server_epochs, server_batch=args.server_batch, min_clients=args.min_clients,
         timeout=args.timeout, seed=args.seed, device=args.device, threads=args.threads,
     ).validate()

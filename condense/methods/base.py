@@ -83,6 +83,8 @@ class Condenser(ABC):
                 why = found[0].split(":", 1)[1].strip() if ":" in found[0] else ""
                 break
         return f"method '{self.method_name}' has no real-data statistic" + (f": {why}" if why else "")
+    # Fewest classes the data must hold for fit to work (a method regressing onto class targets needs 2).
+    min_classes: ClassVar[int] = 1
 
     def __init__(self, ipc: int = 10, seed: int = 0, device: str = "cpu", show_progress: bool = True) -> None:
         self.ipc = ipc
@@ -102,6 +104,11 @@ class Condenser(ABC):
                 if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
                     names.append(p.name)
         return names
+
+    def min_samples_per_class(self) -> int:
+        """Real samples a class needs for :meth:`fit` to condense it: ``ipc`` (more for a
+        method that starts each stored image from several real ones)."""
+        return int(self.ipc)
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to the constructor."""

@@ -172,6 +172,11 @@ class IDM(Distiller):
         self.net_batch = net_batch
         self.net_lr = net_lr
 
+    def min_samples_per_class(self) -> int:
+        """``ipc * factor**2`` when each stored image starts from ``factor**2`` real ones."""
+        packs = self.init == "real" and int(self.factor) > 1
+        return int(self.ipc) * (int(self.factor) ** 2 if packs else 1)
+
     def make_sampler(self, real: RealData, context: dict[str, Any] | None = None) -> NetworkSampler:
         augment = self.augmenter(real)
         return TrainedQueueSampler(

@@ -81,6 +81,8 @@ class KernelRidgeRegression(Distiller):
         Other arguments: see :class:`condense.methods.base.Distiller`.
     """
 
+    min_classes = 2  # with one class the regression targets are constant
+
     def __init__(
         self,
         ipc: int = 10,
