@@ -39,6 +39,7 @@ DM_MLP = {"steps": 200, "batch_real": 64, "model": "mlp"}
 # IDM at DM300's settings: 300 steps, 64 real images per class, ConvNet width 32; its own defaults otherwise
 # (factor 2: each stored image packs 4 tiles of 14x14, expanded to 4 training images at replay).
 IDM300 = {"steps": 300, "batch_real": 64, "model_kwargs": {"width": 32}}
+IDM = {"steps": 100, "batch_real": 64, "model_kwargs": {"width": 32}}  # at DM's 100-step settings
 BUFFER_EPOCHS = 200
 
 
@@ -62,6 +63,8 @@ def configs(memory: int) -> dict[str, CLConfig]:
                                  buffer_epochs=BUFFER_EPOCHS, augment=True),
         "dm300-replay-share0.75-w2": CLConfig(buffer="dm", memory=m, method_kwargs=DM300, total_classes=10,
                                               buffer_share=0.75, buffer_loss_weight=2.0),
+        "idm-buffer": CLConfig(buffer="idm", mode="buffer-only", memory=m, method_kwargs=IDM, total_classes=10,
+                               buffer_epochs=BUFFER_EPOCHS, augment=True),
         "idm300-buffer": CLConfig(buffer="idm", mode="buffer-only", memory=m, method_kwargs=IDM300, total_classes=10,
                                   buffer_epochs=BUFFER_EPOCHS, augment=True),
         "random-buffer": CLConfig(buffer="random", mode="buffer-only", memory=m, total_classes=10,
@@ -151,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         f"model and train {BUFFER_EPOCHS} epochs on the buffer alone at each experience. Final accuracy = Avalanche "
         "`Top1_Acc_Stream` on the whole test stream after the last experience; forgetting = `StreamForgetting`. "
         f"`dm-*`: DM {json.dumps(DM)} (random ConvNet width 32); `dm300-*`: {json.dumps(DM300)}; `dmmlp-*`: "
-        f"{json.dumps(DM_MLP)} (random MLP embedding). 'fixed share' = `total_classes=10` "
+        f"{json.dumps(DM_MLP)} (random MLP embedding); `idm-*`: IDM {json.dumps(IDM)}, `idm300-*`: {json.dumps(IDM300)} "
+        "(IDM's defaults otherwise: factor 2, so each of the memory's images packs 4 tiles of 14x14 and buffer-only "
+        "training sees 4 x memory expanded images for the same bytes; a queue of briefly trained ConvNets; CE term). 'fixed share' = `total_classes=10` "
         "(every class gets memory/10 images from the start); otherwise shares adapt (memory/classes seen) and older "
         "classes shrink with the named resize method. Wall = whole run (train + condense + evaluate) per experience; "
         "condense s = DM time per experience, measured on the first run that condensed it (later configurations "
