@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-done", action="store_true", help="skip runs whose finished result is already saved")
     p.add_argument("--no-report", action="store_true", help="save the runs only (the --jobs children: the parent writes the report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and plot from saved runs")
+    p.add_argument("--in-process", action="store_true",
+                   help="one-shot without Flower's transport: condense every client in this process (the ClientApp's "
+                        "condense_local), encode, validate and train exactly as the server does; rows go to "
+                        "results/fl_oneshot_inprocess.jsonl and its table (for a shared machine where Ray's niced "
+                        "ClientApps starve)")
+    p.add_argument("--inprocess-jsonl", default=None, help="rows of --in-process (default: results/fl_oneshot_inprocess.jsonl)")
     p.add_argument("--encoding-ablation", action="store_true",
                    help="instead: condense every client once (in-process, no Flower), then train the server model on the "
                         "sets sent as float32 / float16 / uint8, and report accuracy and bytes of each")
@@ -397,6 +403,109 @@ def encoding_ablation(args: argparse.Namespace, alpha: float, seed: int, command
     return path
 
 
+INPROCESS = RESULTS / "fl_oneshot_inprocess.jsonl"
+
+
+def oneshot_in_process(args: argparse.Namespace, alpha: float, seed: int, command: str) -> dict:
+    """One-shot FL with the run's own pieces, minus the transport: each client's ``condense_local``
+    (its partition, its seed ``seed * 100003 + 1000 * pid + 1``), the payload in ``args.encoding``,
+    the server's ``validate_reply`` and normalization, and ``train_on_sets`` as ``OneShot`` calls it."""
+    import torch
+    from flwr.app import RecordDict
+
+    from condense.data import load_dataset
+    from condense.federated.client import condense_local
+    from condense.federated.config import FLConfig
+    from condense.federated.local_training import build_global_model
+    from condense.federated.partition import client_partition
+    from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY
+    from condense.federated.server_training import held_out_accuracy, train_on_sets
+    from condense.federated.validation import PayloadLimits, validate_reply
+    from condense.normalization import Normalization
+    from condense.reporting import peak_rss_mib
+
+    data = DATA[args.dataset]
+    root = None if data.startswith("/") or args.dataset == "digits" else args.root
+    cfg = FLConfig(data=data, root=root, num_clients=args.clients, alpha=alpha, ipc=args.ipc, method=args.method,
+                   method_kwargs=method_kwargs(args), width=args.width, depth=args.depth, encoding=args.encoding,
+                   server_epochs=args.server_epochs, server_batch=args.server_batch, seed=seed).validate()
+    _, test = load_dataset(data, root=root)
+    cfg.normalization = Normalization.from_data(test.x).to_meta()  # as run_federated: the server's held-out split
+    norm = Normalization(tuple(cfg.normalization["mean"]), tuple(cfg.normalization["std"]))
+    shape, k = tuple(test.image_shape), test.num_classes
+    limits = PayloadLimits.for_run(shape, k, args.ipc)
+    sets, up, skipped, empty = [], 0, 0, 0
+    start = time.perf_counter()
+    for pid in range(args.clients):
+        part = client_partition(data, root, pid, args.clients, cfg.partitioner, alpha, seed, cfg.min_partition_size)
+        content, metrics = condense_local(part, cfg.round_config(1, k), seed=seed * 100_003 + 1_000 * pid + 1)
+        skipped += int(metrics["classes-skipped"])
+        if ARRAYS_KEY not in content.array_records:
+            empty += 1
+            continue
+        up += content.array_records[ARRAYS_KEY].count_bytes() + content.config_records[CONFIG_KEY].count_bytes()
+        reply = RecordDict({ARRAYS_KEY: content.array_records[ARRAYS_KEY], CONFIG_KEY: content.config_records[CONFIG_KEY]})
+        sets.append(validate_reply(reply, limits).to_synthetic_set(norm))
+    condense_s = time.perf_counter() - start
+    torch.manual_seed(seed)
+    model = build_global_model(cfg.model, cfg.global_model_kwargs(), shape, k)
+    t = time.perf_counter()
+    train_on_sets(model, sets, cfg.server_epochs, cfg.server_lr, cfg.seed + 1, "cpu", batch_size=cfg.server_batch)
+    acc = held_out_accuracy(model, norm.apply(test.x), test.y)
+    row = {"dataset": args.dataset, "alpha": alpha, "seed": seed, "method": args.method, "method_kwargs": cfg.method_kwargs,
+           "ipc": args.ipc, "encoding": args.encoding, "clients": args.clients, "accuracy": acc, "bytes_up": up,
+           "stored_images": sum(len(s) for s in sets), "training_images": sum(len(s.training_tensors()[0]) for s in sets),
+           "classes_skipped": skipped, "empty_clients": empty, "condense_seconds": round(condense_s, 1),
+           "train_seconds": round(time.perf_counter() - t, 1), "server_epochs": cfg.server_epochs,
+           "width": args.width, "peak_rss_mib": round(peak_rss_mib()), "command": command}
+    with INPROCESS.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(row, flush=True)
+    return row
+
+
+def inprocess_table() -> Path:
+    """The in-process one-shot rows as a Markdown table (mean ± std over seeds per method and setting)."""
+    import statistics
+
+    from condense.reporting import machine_description, markdown_table
+
+    rows = [json.loads(line) for line in INPROCESS.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r["dataset"], r["alpha"], r["method"], r["ipc"], r["encoding"], json.dumps(r["method_kwargs"], sort_keys=True))
+        groups.setdefault(key, []).append(r)
+    table = []
+    for (dataset, alpha, method, ipc, encoding, kwargs), rs in sorted(groups.items()):
+        accs = [100 * r["accuracy"] for r in rs]
+        std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
+        table.append([method, dataset, alpha, ipc, encoding, ",".join(str(r["seed"]) for r in rs),
+                      f"{statistics.fmean(accs):.2f} ± {std:.2f}", f"{statistics.fmean(r['bytes_up'] for r in rs):,.0f}",
+                      f"{statistics.fmean(r['stored_images'] for r in rs):.0f}", f"{statistics.fmean(r['training_images'] for r in rs):.0f}",
+                      f"{statistics.fmean(r['classes_skipped'] for r in rs):.1f}",
+                      f"{statistics.fmean(r['condense_seconds'] for r in rs):.0f}", f"{statistics.fmean(r['train_seconds'] for r in rs):.0f}",
+                      kwargs])
+    text = (
+        "# One-shot FL, in process (no transport): methods at equal bytes\n\n"
+        f"Machine: {machine_description()}, shared with other jobs (load average 10-16 on 2 cores: times are upper bounds).\n\n"
+        "Each row: every client condenses its Dirichlet partition with the ClientApp's own `condense_local` (client seed "
+        "`seed*100003 + 1000*pid + 1`, as in a Flower run), the payload is encoded, checked by the server's "
+        "`validate_reply` and re-normalized with the server's statistics, and `train_on_sets` trains the ConvNet as "
+        "`OneShot` does (server epochs, batch 64, lr 0.01, DSA). Only Flower's transport is left out (the Simulation Engine's "
+        "ClientApps run at nice 15+ and starved on this shared machine). Bytes up = the clients' ArrayRecord + ConfigRecord. "
+        "Stored images = what is sent (one image of the input's size each); training images = after the server expands "
+        "multi-formation images (IDM: 4 tiles per stored image). Classes skipped = client classes with fewer samples than "
+        "the method needs (DM: ipc; IDM with factor 2: 4 x ipc).\n\n"
+        "Commands:\n\n" + "\n".join(sorted({f"    {r['command']}" for r in rows})) + "\n\n"
+        + markdown_table(["method", "data", "alpha", "IPC", "encoding", "seeds", "accuracy %", "bytes up", "stored images",
+                          "training images", "classes skipped", "condense s", "server train s", "method_kwargs"], table)
+        + "\n"
+    )
+    path = RESULTS / "fl_oneshot_inprocess.md"
+    path.write_text(text)
+    return path
+
+
 def is_done(args: argparse.Namespace, strategy: str, alpha: float, seed: int) -> bool:
     """Whether this run finished earlier (``total_seconds`` is written only when a run ends)."""
     try:
@@ -476,6 +585,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.encoding_ablation:
         for alpha in alphas:
             encoding_ablation(args, alpha, int(args.seeds.split(",")[0]), command)
+        return 0
+    if args.in_process:
+        global INPROCESS
+        INPROCESS = Path(args.inprocess_jsonl) if args.inprocess_jsonl else INPROCESS
+        done = set()
+        if args.skip_done and INPROCESS.exists():
+            done = {(r["alpha"], r["seed"], r["method"], r["ipc"]) for r in map(json.loads, INPROCESS.read_text().splitlines())}
+        if not args.report_only:
+            for seed in args.seeds.split(","):
+                for alpha in alphas:
+                    if (alpha, int(seed), args.method, args.ipc) not in done:
+                        oneshot_in_process(args, alpha, int(seed), command)
+        if INPROCESS.exists():
+            print(inprocess_table().read_text())
         return 0
     status = 0
     if not args.report_only:
