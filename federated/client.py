@@ -96,7 +96,8 @@ def condense_local(
             condenser, lambda: build_global_model(round_cfg.model, round_cfg.model_kwargs, shape, num_classes),
             global_state, round_cfg.server_normalization(), round_cfg.feddm_radius,
         )
-    syn = condenser.condense(local, num_classes)
+    # One normalization for every client (the server's), recorded in the set; FedDM needs it too.
+    syn = condenser.condense(local, num_classes, normalization=round_cfg.server_normalization())
     arrays, syn_config = encode_synthetic_set(syn, round_cfg.encoding)
     metrics.update({"classes-condensed": len(keep), "syn-bytes": arrays.count_bytes(), "empty": 0})
     metrics["seconds"] = time.perf_counter() - start

@@ -3,6 +3,9 @@
 Instead of a fresh random network each step (plain DM), the client matches
 embeddings under ``global weights + noise``, so its synthetic set is informative
 for the model the server currently has (Xiong et al., "FedDM", CVPR 2023).
+
+The client condenses in the server's normalization (passed to ``fit``), the
+space the global model was trained in, so the global model is used as it is.
 """
 
 from __future__ import annotations
@@ -13,34 +16,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from condense.errors import CondenseError
 from condense.methods.base import Condenser, Distiller
 from condense.normalization import Normalization
 from condense.samplers import NetworkSampler
-
-
-class _Renormalize(nn.Module):
-    """Maps inputs in the client's normalization to the server's before the global model.
-
-    The core condenses in the client's own normalized space; the global model
-    was trained in the server's. The map is affine, so gradients pass through.
-    """
-
-    def __init__(self, model: nn.Module, local: Normalization, server: Normalization | None) -> None:
-        super().__init__()
-        self.model = model
-        lm, ls = torch.tensor(local.mean), torch.tensor(local.std)
-        sm, ss = (torch.tensor(server.mean), torch.tensor(server.std)) if server else (torch.zeros_like(lm), torch.ones_like(ls))
-        self.register_buffer("scale", (ls / ss).view(1, -1, 1, 1))
-        self.register_buffer("shift", ((lm - sm) / ss).view(1, -1, 1, 1))
-
-    def _map(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(self._map(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self._map(x))
 
 
 class GlobalModelSampler(NetworkSampler):
@@ -53,15 +32,13 @@ class GlobalModelSampler(NetworkSampler):
         self,
         model: nn.Module,
         state_dict: dict[str, torch.Tensor],
-        local: Normalization,
-        server: Normalization | None,
         radius: float,
         device: str,
         generator: torch.Generator,
     ) -> None:
         self.state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in state_dict.items()}
         model.load_state_dict(self.state)
-        self.net = _Renormalize(model, local, server).to(device)
+        self.net = model.to(device)
         self.net.requires_grad_(False)
         self.radius = radius
         self.gen = generator
@@ -74,8 +51,15 @@ class GlobalModelSampler(NetworkSampler):
                     rms = value.pow(2).mean().sqrt()
                     value = value + self.radius * rms * torch.randn(value.shape, generator=self.gen)
                 noisy[key] = value
-            self.net.model.load_state_dict(noisy)
+            self.net.load_state_dict(noisy)
         return self.net.train()
+
+
+def samples_fresh_networks(condenser: Condenser) -> bool:
+    """Whether the method draws its networks from the loop's default sampler (a fresh random
+    network per step), which FedDM replaces; a method with a sampler of its own (networks
+    trained along, a trained queue, expert trajectories) keeps it."""
+    return isinstance(condenser, Distiller) and type(condenser).make_sampler is Distiller.make_sampler
 
 
 def around_global_model(
@@ -87,15 +71,20 @@ def around_global_model(
 ) -> Condenser:
     """A copy of ``condenser`` whose networks are sampled around ``state_dict``.
 
-    Only :class:`Distiller` methods sample networks; coresets are returned as they are.
+    Only methods that sample fresh networks (:func:`samples_fresh_networks`) change;
+    the others (coresets, methods with their own sampler) are returned as they are.
+    The copy must be fitted with ``normalization=server_normalization``.
     """
-    if not isinstance(condenser, Distiller):
+    if not samples_fresh_networks(condenser):
         return condenser
     base = type(condenser)
 
     def make_sampler(self: Distiller, real, context=None) -> NetworkSampler:  # noqa: ANN001 (RealData, run context)
+        if server_normalization is not None and real.normalization != server_normalization:
+            raise CondenseError("condensation around the global model must run in the server's normalization "
+                                "(pass normalization= to fit)")
         gen = torch.Generator().manual_seed(self.seed + 7)
-        return GlobalModelSampler(build(), state_dict, real.normalization, server_normalization, radius, self.device, gen)
+        return GlobalModelSampler(build(), state_dict, radius, self.device, gen)
 
     cls = type(f"Global{base.__name__}", (base,), {"make_sampler": make_sampler, "method_name": base.method_name})
     return cls(**copy.copy(condenser.get_params()))

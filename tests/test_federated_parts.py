@@ -10,6 +10,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from condense.data import TensorData, load_dataset
 from condense.federated.accounting import CountingGrid, record_dict_bytes
 from condense.federated.client import condense_local
+from condense.errors import CondenseError
 from condense.federated.config import FLConfig, InvalidFLConfigError
 from condense.federated.global_sampler import GlobalModelSampler, around_global_model
 from condense.federated.local_training import build_global_model
@@ -112,15 +113,16 @@ def test_global_model_sampler_stays_near_the_received_weights() -> None:
     cfg = FLConfig(width=8)
     model = build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    norm = Normalization((0.3,), (0.4,))
-    sampler = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, norm, norm, 0.05, "cpu", torch.Generator().manual_seed(0))
-    a = sampler.sample(0).model.state_dict()["classifier.weight"].clone()
-    b = sampler.sample(1).model.state_dict()["classifier.weight"].clone()
+    sampler = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, 0.05, "cpu",
+                                 torch.Generator().manual_seed(0))
+    a = sampler.sample(0).state_dict()["classifier.weight"].clone()
+    b = sampler.sample(1).state_dict()["classifier.weight"].clone()
     ref = state["classifier.weight"]
     assert not torch.equal(a, b)
     assert (a - ref).norm() < 0.2 * ref.norm() and (a - ref).norm() > 0
     x = torch.randn(2, 1, 8, 8)
-    exact = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, norm, norm, 0.0, "cpu", torch.Generator())
+    exact = GlobalModelSampler(build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10), state, 0.0, "cpu",
+                               torch.Generator())
     model.eval()
     assert torch.allclose(exact.sample(0).eval()(x), model(x), atol=1e-5)
 
@@ -137,6 +139,14 @@ def test_around_global_model_condenses_with_the_global_network(digits) -> None:
     assert len(syn) == 20 and syn.meta["method"] == "dm"
     coreset = make_condenser("herding", ipc=2, show_progress=False)
     assert around_global_model(coreset, lambda: model, model.state_dict(), None, 0.01) is coreset
+    own_sampler = make_condenser("idm", ipc=2, show_progress=False)  # a queue of trained networks: kept
+    assert around_global_model(own_sampler, lambda: model, model.state_dict(), None, 0.01) is own_sampler
+    norm = Normalization((0.3,), (0.4,))
+    server_space = around_global_model(dm, lambda: build_global_model(cfg.model, cfg.global_model_kwargs(), (1, 8, 8), 10),
+                                       model.state_dict(), norm, 0.01)
+    assert server_space.condense(train, normalization=norm).normalization == norm
+    with pytest.raises(CondenseError, match="server's normalization"):
+        server_space.condense(train)  # its own statistics: not the space the global model was trained in
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ pytest.importorskip("flwr")
 from flwr.app import RecordDict  # noqa: E402
 
 from condense.api import make_condenser  # noqa: E402
-from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, encode_synthetic_set, formation_factor_of  # noqa: E402
+from condense.federated.payload import ARRAYS_KEY, CONFIG_KEY, encode_synthetic_set  # noqa: E402
 from condense.federated.validation import PayloadLimits, validate_reply  # noqa: E402
 from condense.normalization import Normalization  # noqa: E402
 from condense.registry import available_methods  # noqa: E402
@@ -68,7 +68,7 @@ def test_every_method_fills_a_buffer_and_travels_as_a_payload(method: str, soft:
     arrays, config = encode_synthetic_set(syn, "float32")
     decoded = validate_reply(RecordDict({ARRAYS_KEY: arrays, CONFIG_KEY: config}), PayloadLimits.for_run((1, 8, 8), 10, 2))
     server_set = decoded.to_synthetic_set(Normalization((0.0,), (1.0,)))
-    assert formation_factor_of(server_set) == formation_factor_of(syn) and formation_factor_of(syn) in factors
+    assert server_set.formation_factor == syn.formation_factor and syn.formation_factor in factors
     assert (server_set.soft_labels is None) == (syn.soft_labels is None)
     sx, sy, _ = server_set.training_tensors()
     ox, oy, _ = syn.training_tensors()
