@@ -113,7 +113,7 @@ def test_too_few_supernodes_fail_fast_with_a_clear_message_and_nothing_is_left(t
     dep = LocalDeployment(1, tmp_path)
     with dep:
         start = time.monotonic()
-        result = dep.flwr_run(APP, run_config="num-clients=2 min-clients=2 timeout=8.0 steps=2", timeout=180)
+        result = dep.flwr_run(APP, run_config="""num-clients=2 min-clients=2 timeout=8.0 method-kwargs='{"steps": 2}'""", timeout=180)
         elapsed = time.monotonic() - start
         family = [p.pid for p in dep.procs] + [pid for p in dep.procs for pid in descendant_pids(p.pid)]
     text = result.stdout + result.stderr
