@@ -4,4 +4,5 @@ import sys
 
 from condense.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (e.g. a walk over every module) must not run the command
+    sys.exit(main())
