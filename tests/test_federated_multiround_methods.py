@@ -36,7 +36,12 @@ def config(method: str, **over) -> FLConfig:  # noqa: ANN003
     return FLConfig(**{**base, **over}).validate()
 
 
-@pytest.mark.parametrize("method", METHODS)
+# MTT at its defaults diverges on digits (issue 20, problem 2, open): the divergence guard refuses its set
+# instead of sending noise. Strict, so this fails as soon as MTT's defaults are fixed.
+MTT_DIVERGES = pytest.mark.xfail(strict=True, reason="mtt's default lr_img diverges on digits; the guard refuses the set")
+
+
+@pytest.mark.parametrize("method", [pytest.param(m, marks=MTT_DIVERGES) if m == "mtt" else m for m in METHODS])
 def test_a_multiround_client_condenses_around_the_global_model(method: str, digits) -> None:
     train, _ = digits
     cfg = config(method)
