@@ -16,7 +16,7 @@ SECTION_NAMES = tuple(m.rsplit("demo_", 1)[1] for m in DEMO_SECTIONS)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "demo", "why condense: condensed sets vs coresets, CL buffers and one-shot FL on bundled digits")
-    p.add_argument("--out", default="out/demo", help="folder for the report, pictures and index.html")
+    p.add_argument("--out", default="out/demo", help="folder for the report (demo.md) and pictures")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--only", default=None, choices=SECTION_NAMES, help="run one section (None: all)")
