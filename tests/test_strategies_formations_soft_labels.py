@@ -25,20 +25,20 @@ def experience(train, classes, task=0) -> ExperienceTensors:
     return ExperienceTensors(train.x[mask], train.y[mask], torch.full((int(mask.sum()),), task))
 
 
+def filled_buffer(train, method: str, method_kwargs: dict, resize_method: str, classes: list[int]) -> CondensedBuffer:
+    buf = CondensedBuffer(8, method=method, method_kwargs=method_kwargs, resize_method=resize_method, show_progress=False)
+    buf.update_from_tensors(experience(train, classes))
+    return buf
+
+
 @pytest.fixture(scope="module")
 def idm_buffer(digits):
-    train, _ = digits
-    buf = CondensedBuffer(8, method="idm", method_kwargs=IDM_FAST, resize_method="random", show_progress=False)
-    buf.update_from_tensors(experience(train, [0, 1]))
-    return buf
+    return filled_buffer(digits[0], "idm", IDM_FAST, "random", [0, 1])
 
 
 @pytest.fixture(scope="module")
 def krr_buffer(digits):
-    train, _ = digits
-    buf = CondensedBuffer(8, method="krr", method_kwargs=KRR_SOFT, resize_method="herding", show_progress=False)
-    buf.update_from_tensors(experience(train, [2, 3]))
-    return buf
+    return filled_buffer(digits[0], "krr", KRR_SOFT, "herding", [2, 3])
 
 
 def test_a_formation_image_costs_one_image_and_expands_at_replay(idm_buffer):
